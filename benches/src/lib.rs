@@ -1,0 +1,1 @@
+//! Benchmarks and load-generation tools for scache (see `src/bin`).

@@ -1,0 +1,4 @@
+//! The `scache` daemon.
+fn main() {
+    eprintln!("scache: not yet");
+}

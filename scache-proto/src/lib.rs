@@ -1,0 +1,1 @@
+//! scache-proto: the wire protocol (skeleton; the protocol work fills it in).
