@@ -1,1 +1,59 @@
-//! scache-proto: the wire protocol (skeleton; the protocol work fills it in).
+//! The wire protocol of Postfix's connection cache daemon, `scache(8)`.
+//!
+//! Byte-for-byte compatible with Postfix 3.x (verified against Debian's
+//! `/usr/lib/postfix/sbin/scache`), and hardened where Postfix's daemon is
+//! not: pipelined requests, requests split over many reads, length limits,
+//! and resynchronisation after a malformed request.
+//!
+//! | module | what |
+//! |---|---|
+//! | [`attr`] | the "attr0" framing: incremental [`attr::Decoder`] with limits, encoder into a caller-owned buffer |
+//! | [`message`] | typed requests (parsed strictly, as Postfix does) and the exact reply bytes |
+//! | [`server`] | the server side of one connection as a pure state machine |
+//! | [`client`] | the client side as a pure state machine, and a blocking [`client::Client`] implementing [`scache_core::ConnectionCache`] |
+//! | [`unix`] | the only module with socket system calls: descriptor passing with `SCM_RIGHTS`, non-blocking reads that never lose a descriptor |
+//! | [`harness`] | starts a daemon the way Postfix's `master(8)` does (tests, benchmarks) |
+//! | [`fuzzing`] | the bodies of the fuzz targets, also replayed by ordinary tests |
+//!
+//! A request from bytes to a typed value:
+//!
+//! ```
+//! use scache_proto::attr::{Decoder, Limits};
+//! use scache_proto::message::{self, parse_request, Request, Status};
+//!
+//! let mut decoder = Decoder::new(Limits::default());
+//! // Two pipelined requests in one read.
+//! let input = b"request\0find_endp\0label\0a\0\0request\0find_dest\0label\0b\0\0";
+//! let mut pos = 0;
+//! let mut replies = Vec::new();
+//! while pos < input.len() {
+//!     let (used, done) = decoder.decode(&input[pos..]);
+//!     pos += used;
+//!     let Some(Ok(())) = done else { break };
+//!     match parse_request(&decoder.message()).unwrap().request {
+//!         Request::FindEndp { endp } => {
+//!             assert_eq!(endp, b"a");
+//!             message::encode_find_endp_reply(&mut replies, Status::Fail, b"");
+//!         }
+//!         Request::FindDest { dest } => {
+//!             assert_eq!(dest, b"b");
+//!             message::encode_find_dest_reply(&mut replies, Status::Fail, b"", b"");
+//!         }
+//!         _ => unreachable!(),
+//!     }
+//! }
+//! assert_eq!(
+//!     replies,
+//!     b"status\x002\0property\0\0\0status\x002\0property\0\0property\0\0\0"
+//! );
+//! ```
+
+pub mod attr;
+pub mod client;
+pub mod fuzzing;
+pub mod harness;
+pub mod message;
+pub mod server;
+pub mod unix;
+
+pub use client::{Client, ClientConfig, ClientError};

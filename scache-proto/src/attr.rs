@@ -1,0 +1,598 @@
+//! The "attr0" framing: attribute lists of NUL-terminated strings.
+//!
+//! A message is a list of `name \0 value \0` pairs closed by one extra `\0`
+//! (an empty name):
+//!
+//! ```text
+//! request\0find_endp\0label\0smtp:192.0.2.1:25\0\0
+//! ```
+//!
+//! Names and values are arbitrary bytes except NUL (newlines included:
+//! Postfix's labels are multi-line). This module has two halves:
+//!
+//! - [`Decoder`]: an incremental decoder fed whatever bytes arrived (one byte
+//!   at a time or many messages at once). It yields one complete message at
+//!   a time, enforces [`Limits`] without buffering oversized data, and never
+//!   panics on any input.
+//! - [`put_attr`] / [`put_end`]: an encoder appending to a caller-owned
+//!   buffer.
+//!
+//! ```
+//! use scache_proto::attr::{put_attr, put_end, Decoder, Limits};
+//!
+//! let mut wire = Vec::new();
+//! put_attr(&mut wire, b"request", b"find_endp");
+//! put_attr(&mut wire, b"label", b"line one\nline two");
+//! put_end(&mut wire);
+//! assert_eq!(wire, b"request\0find_endp\0label\0line one\nline two\0\0");
+//!
+//! let mut decoder = Decoder::new(Limits::default());
+//! // Feed the bytes in two arbitrary pieces.
+//! let (used, done) = decoder.decode(&wire[..10]);
+//! assert_eq!((used, done.is_none()), (10, true));
+//! let (used, done) = decoder.decode(&wire[10..]);
+//! assert_eq!(used, wire.len() - 10);
+//! assert!(matches!(done, Some(Ok(()))));
+//! let msg = decoder.message();
+//! assert_eq!(msg.len(), 2);
+//! assert_eq!(msg.attr(1), Some((&b"label"[..], &b"line one\nline two"[..])));
+//! ```
+#![forbid(unsafe_code)]
+
+use std::fmt;
+
+/// Bounds the [`Decoder`] enforces on every message.
+///
+/// Postfix's own reader has none; ours must, so that a peer cannot make the
+/// daemon buffer without bound. A message over a limit is skipped (not
+/// buffered) up to its terminator and reported as one [`DecodeError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Longest attribute name accepted, in bytes (NUL excluded).
+    pub max_name_len: usize,
+    /// Longest attribute value accepted, in bytes (NUL excluded).
+    pub max_value_len: usize,
+    /// Most name/value pairs accepted in one message.
+    pub max_attrs: usize,
+}
+
+impl Default for Limits {
+    /// Names up to 256 bytes, values up to 64 KiB, 32 attributes.
+    fn default() -> Self {
+        Limits {
+            max_name_len: 256,
+            max_value_len: 64 * 1024,
+            max_attrs: 32,
+        }
+    }
+}
+
+/// Why a message was rejected by the [`Decoder`]. The message was consumed
+/// whole (up to its terminator), so the stream is still in sync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// An attribute name was longer than [`Limits::max_name_len`].
+    NameTooLong {
+        /// The limit in force.
+        limit: usize,
+    },
+    /// An attribute value was longer than [`Limits::max_value_len`].
+    ValueTooLong {
+        /// The limit in force.
+        limit: usize,
+    },
+    /// The message had more than [`Limits::max_attrs`] attributes.
+    TooManyAttributes {
+        /// The limit in force.
+        limit: usize,
+    },
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DecodeError::NameTooLong { limit } => {
+                write!(f, "attribute name longer than {limit} bytes")
+            }
+            DecodeError::ValueTooLong { limit } => {
+                write!(f, "attribute value longer than {limit} bytes")
+            }
+            DecodeError::TooManyAttributes { limit } => {
+                write!(f, "more than {limit} attributes in one message")
+            }
+        }
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+/// An incremental, reusable decoder of attr0 messages.
+///
+/// It keeps one byte buffer holding the strings of the message being read
+/// (without their NULs) and one vector of string end offsets; both are
+/// cleared, not freed, between messages, so a long-lived decoder allocates
+/// nothing in steady state.
+///
+/// Call [`Decoder::decode`] with the bytes at hand; it consumes bytes up to
+/// and including the terminator of *one* message and says what happened.
+/// Unconsumed bytes (the start of the next pipelined message) are the
+/// caller's to feed again.
+#[derive(Debug, Clone)]
+pub struct Decoder {
+    limits: Limits,
+    /// The strings of the current message, back to back, without NULs.
+    buf: Vec<u8>,
+    /// End offset in `buf` of every completed string (names and values
+    /// alternating). Unused while skipping an oversized message.
+    ends: Vec<usize>,
+    /// Length of the string being read (counted even while skipping).
+    cur_len: usize,
+    /// Whether the string being read is a name (else a value).
+    at_name: bool,
+    /// Completed name/value pairs in the current message.
+    attrs: usize,
+    /// Set when the current message broke a limit: the rest of it is
+    /// skipped and this error is reported at its terminator.
+    error: Option<DecodeError>,
+    /// A complete message is held in `buf`/`ends` (cleared on the next
+    /// `decode` call).
+    ready: bool,
+    /// The last message was rejected; `buf`/`ends` hold at most its first
+    /// attribute (cleared on the next `decode` call).
+    rejected: bool,
+    /// Some byte of the current (incomplete) message has been consumed.
+    started: bool,
+}
+
+impl Decoder {
+    /// A decoder enforcing `limits`.
+    pub fn new(limits: Limits) -> Decoder {
+        Decoder {
+            limits,
+            buf: Vec::new(),
+            ends: Vec::new(),
+            cur_len: 0,
+            at_name: true,
+            attrs: 0,
+            error: None,
+            ready: false,
+            rejected: false,
+            started: false,
+        }
+    }
+
+    /// The limits this decoder enforces.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// Whether part of a message has been consumed but not its terminator
+    /// (an EOF now would cut a message short).
+    pub fn in_message(&self) -> bool {
+        self.started
+    }
+
+    /// Bytes of message data currently held (strings of the message being
+    /// read, without NULs). Bounded by the limits: an oversized message is
+    /// skipped, not held.
+    pub fn buffered_len(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Forgets any partial or complete message.
+    pub fn reset(&mut self) {
+        self.buf.clear();
+        self.ends.clear();
+        self.cur_len = 0;
+        self.at_name = true;
+        self.attrs = 0;
+        self.error = None;
+        self.ready = false;
+        self.rejected = false;
+        self.started = false;
+    }
+
+    /// Consumes bytes of `input` up to and including the end of one message.
+    ///
+    /// Returns how many bytes were consumed and:
+    /// - `Some(Ok(()))`: a complete message is ready; read it with
+    ///   [`Decoder::message`] before the next call;
+    /// - `Some(Err(e))`: a complete message was rejected (over a limit); it
+    ///   was skipped without being buffered, and the stream is in sync;
+    /// - `None`: all of `input` was consumed and the message is incomplete.
+    ///
+    /// Never panics, whatever the input.
+    pub fn decode(&mut self, input: &[u8]) -> (usize, Option<Result<(), DecodeError>>) {
+        if self.ready || self.rejected {
+            self.reset();
+        }
+        let mut pos = 0;
+        while pos < input.len() {
+            self.started = true;
+            let rest = &input[pos..];
+            let (piece, terminated) = match rest.iter().position(|&b| b == 0) {
+                Some(i) => (&rest[..i], true),
+                None => (rest, false),
+            };
+            self.take_piece(piece);
+            pos += piece.len();
+            if !terminated {
+                break;
+            }
+            pos += 1; // the NUL
+            if let Some(done) = self.end_string() {
+                return (pos, Some(done));
+            }
+        }
+        (pos, None)
+    }
+
+    /// The message completed by the last [`Decoder::decode`] call that
+    /// returned `Some(Ok(()))`; an empty message at any other time.
+    pub fn message(&self) -> Message<'_> {
+        if self.ready {
+            Message {
+                buf: &self.buf,
+                ends: &self.ends,
+            }
+        } else {
+            Message {
+                buf: &[],
+                ends: &[],
+            }
+        }
+    }
+
+    /// Appends bytes of the current string, switching to skip mode when a
+    /// length limit is crossed.
+    fn take_piece(&mut self, piece: &[u8]) {
+        self.cur_len = self.cur_len.saturating_add(piece.len());
+        if self.error.is_some() {
+            return;
+        }
+        let (limit, error) = if self.at_name {
+            let l = self.limits.max_name_len;
+            (l, DecodeError::NameTooLong { limit: l })
+        } else {
+            let l = self.limits.max_value_len;
+            (l, DecodeError::ValueTooLong { limit: l })
+        };
+        if self.cur_len > limit {
+            self.skip_rest(error);
+        } else {
+            self.buf.extend_from_slice(piece);
+        }
+    }
+
+    /// The first attribute of the message rejected by the last
+    /// [`Decoder::decode`] call (the one that returned `Some(Err(_))`), if
+    /// it was complete and within the limits. A server uses it to shape its
+    /// "malformed" reply after the request kind, e.g. with
+    /// [`crate::message::rejected_kind`].
+    pub fn rejected_head(&self) -> Option<(&[u8], &[u8])> {
+        if !self.rejected || self.ends.len() < 2 {
+            return None;
+        }
+        let (name_end, value_end) = (self.ends[0], self.ends[1]);
+        Some((
+            self.buf.get(..name_end)?,
+            self.buf.get(name_end..value_end)?,
+        ))
+    }
+
+    /// Enters skip mode: drops what was buffered for this message, except
+    /// its first attribute if complete (see [`Decoder::rejected_head`]).
+    fn skip_rest(&mut self, error: DecodeError) {
+        self.error = Some(error);
+        if self.ends.len() >= 2 {
+            let keep = self.ends[1];
+            self.buf.truncate(keep);
+            self.ends.truncate(2);
+        } else {
+            self.buf.clear();
+            self.ends.clear();
+        }
+    }
+
+    /// A NUL ended the current string. Returns the outcome when it was the
+    /// message terminator.
+    fn end_string(&mut self) -> Option<Result<(), DecodeError>> {
+        let len = std::mem::take(&mut self.cur_len);
+        if self.at_name {
+            if len == 0 {
+                // The terminator: an empty name.
+                self.started = false;
+                return Some(match self.error.take() {
+                    Some(e) => {
+                        self.rejected = true;
+                        self.cur_len = 0;
+                        self.at_name = true;
+                        self.attrs = 0;
+                        Err(e)
+                    }
+                    None => {
+                        self.ready = true;
+                        Ok(())
+                    }
+                });
+            }
+            if self.error.is_none() && self.attrs >= self.limits.max_attrs {
+                let limit = self.limits.max_attrs;
+                self.skip_rest(DecodeError::TooManyAttributes { limit });
+            }
+            self.at_name = false;
+        } else {
+            self.at_name = true;
+            self.attrs = self.attrs.saturating_add(1);
+        }
+        if self.error.is_none() {
+            self.ends.push(self.buf.len());
+        }
+        None
+    }
+}
+
+/// One decoded attribute list, borrowed from its [`Decoder`].
+#[derive(Clone, Copy)]
+pub struct Message<'a> {
+    buf: &'a [u8],
+    ends: &'a [usize],
+}
+
+impl<'a> Message<'a> {
+    /// Number of attributes (name/value pairs).
+    pub fn len(&self) -> usize {
+        self.ends.len() / 2
+    }
+
+    /// Whether the message has no attribute (a bare terminator).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The `i`-th attribute as `(name, value)`.
+    pub fn attr(&self, i: usize) -> Option<(&'a [u8], &'a [u8])> {
+        let name = self.string(i.checked_mul(2)?)?;
+        let value = self.string(i * 2 + 1)?;
+        Some((name, value))
+    }
+
+    /// The value of the first attribute called `name`.
+    pub fn get(&self, name: &[u8]) -> Option<&'a [u8]> {
+        self.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
+    }
+
+    /// All attributes in order.
+    pub fn iter(&self) -> Attrs<'a> {
+        Attrs {
+            msg: *self,
+            next: 0,
+        }
+    }
+
+    fn string(&self, k: usize) -> Option<&'a [u8]> {
+        let end = *self.ends.get(k)?;
+        let start = match k {
+            0 => 0,
+            _ => *self.ends.get(k - 1)?,
+        };
+        self.buf.get(start..end)
+    }
+}
+
+impl fmt::Debug for Message<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list()
+            .entries(
+                self.iter()
+                    .map(|(n, v)| format!("{}={}", Printable(n), Printable(v))),
+            )
+            .finish()
+    }
+}
+
+impl<'a> IntoIterator for Message<'a> {
+    type Item = (&'a [u8], &'a [u8]);
+    type IntoIter = Attrs<'a>;
+    fn into_iter(self) -> Attrs<'a> {
+        self.iter()
+    }
+}
+
+/// Iterator over the attributes of a [`Message`].
+#[derive(Debug, Clone)]
+pub struct Attrs<'a> {
+    msg: Message<'a>,
+    next: usize,
+}
+
+impl<'a> Iterator for Attrs<'a> {
+    type Item = (&'a [u8], &'a [u8]);
+    fn next(&mut self) -> Option<Self::Item> {
+        let item = self.msg.attr(self.next)?;
+        self.next += 1;
+        Some(item)
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = self.msg.len().saturating_sub(self.next);
+        (n, Some(n))
+    }
+}
+
+impl ExactSizeIterator for Attrs<'_> {}
+
+/// Appends one attribute (`name \0 value \0`) to `out`.
+///
+/// Neither `name` nor `value` may contain a NUL byte, and `name` must not be
+/// empty (that would be the list terminator): such input would be framed
+/// wrongly. Check untrusted input with [`is_valid_value`] first (the request
+/// encoders in [`crate::message`] do).
+pub fn put_attr(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    debug_assert!(
+        !name.is_empty() && is_valid_value(name),
+        "bad attribute name"
+    );
+    debug_assert!(is_valid_value(value), "NUL in attribute value");
+    out.reserve(name.len() + value.len() + 2);
+    out.extend_from_slice(name);
+    out.push(0);
+    out.extend_from_slice(value);
+    out.push(0);
+}
+
+/// Appends the list terminator (one NUL) to `out`.
+pub fn put_end(out: &mut Vec<u8>) {
+    out.push(0);
+}
+
+/// Whether `s` can travel as an attribute value (it has no NUL byte).
+pub fn is_valid_value(s: &[u8]) -> bool {
+    !s.contains(&0)
+}
+
+/// Displays bytes for a log line: printable ASCII as is, everything else
+/// escaped (`\n`, `\xNN`), cut after 100 bytes like Postfix's `%.100s`.
+#[derive(Clone, Copy)]
+pub struct Printable<'a>(pub &'a [u8]);
+
+impl fmt::Display for Printable<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const MAX: usize = 100;
+        for &b in self.0.iter().take(MAX) {
+            match b {
+                b'\n' => f.write_str("\\n")?,
+                b'\t' => f.write_str("\\t")?,
+                b'\\' => f.write_str("\\\\")?,
+                0x20..=0x7e => fmt::Write::write_char(f, b as char)?,
+                _ => write!(f, "\\x{b:02x}")?,
+            }
+        }
+        if self.0.len() > MAX {
+            f.write_str("...")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Printable<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "\"{self}\"")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type Outcome = Result<Vec<(Vec<u8>, Vec<u8>)>, DecodeError>;
+
+    fn decode_all(dec: &mut Decoder, mut input: &[u8]) -> Vec<Outcome> {
+        let mut out = Vec::new();
+        while !input.is_empty() {
+            let (n, r) = dec.decode(input);
+            input = &input[n..];
+            match r {
+                None => assert!(input.is_empty()),
+                Some(Ok(())) => out.push(Ok(dec
+                    .message()
+                    .iter()
+                    .map(|(n, v)| (n.to_vec(), v.to_vec()))
+                    .collect())),
+                Some(Err(e)) => out.push(Err(e)),
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn empty_message() {
+        let mut d = Decoder::new(Limits::default());
+        assert_eq!(d.decode(b"\0"), (1, Some(Ok(()))));
+        assert!(d.message().is_empty());
+        assert!(!d.in_message());
+    }
+
+    #[test]
+    fn empty_value_is_not_terminator() {
+        let mut d = Decoder::new(Limits::default());
+        assert_eq!(d.decode(b"dummy\0\0"), (7, None));
+        assert!(d.in_message());
+        assert_eq!(d.decode(b"\0"), (1, Some(Ok(()))));
+        assert_eq!(d.message().attr(0), Some((&b"dummy"[..], &b""[..])));
+        assert_eq!(d.message().attr(1), None);
+    }
+
+    #[test]
+    fn limits_skip_whole_message() {
+        let limits = Limits {
+            max_name_len: 4,
+            max_value_len: 3,
+            max_attrs: 2,
+        };
+        let mut d = Decoder::new(limits);
+        let input = b"abcde\0v\0\0name\0vvvv\0\0a\0b\0c\0d\0e\0f\0\0ok\0yes\0\0";
+        let got = decode_all(&mut d, input);
+        assert_eq!(got.len(), 4);
+        assert_eq!(got[0], Err(DecodeError::NameTooLong { limit: 4 }));
+        assert_eq!(got[1], Err(DecodeError::ValueTooLong { limit: 3 }));
+        assert_eq!(got[2], Err(DecodeError::TooManyAttributes { limit: 2 }));
+        assert_eq!(got[3], Ok(vec![(b"ok".to_vec(), b"yes".to_vec())]));
+    }
+
+    #[test]
+    fn oversized_value_with_nul_flood_stays_in_sync() {
+        let limits = Limits {
+            max_name_len: 8,
+            max_value_len: 8,
+            max_attrs: 4,
+        };
+        let mut d = Decoder::new(limits);
+        // The value is too long; the skipped part still alternates names and
+        // values, so "x\0\0" inside is value-then-name... and the message
+        // ends at the first empty name.
+        let mut input = b"n\0".to_vec();
+        input.extend(std::iter::repeat(b'v').take(100));
+        input.extend_from_slice(b"\0x\0y\0\0n\0v\0\0");
+        let got = decode_all(&mut d, &input);
+        assert_eq!(
+            got,
+            vec![
+                Err(DecodeError::ValueTooLong { limit: 8 }),
+                Ok(vec![(b"n".to_vec(), b"v".to_vec())])
+            ]
+        );
+        assert!(d.buf.capacity() <= 64);
+    }
+
+    #[test]
+    fn rejected_head_keeps_first_attribute() {
+        let limits = Limits {
+            max_name_len: 16,
+            max_value_len: 8,
+            max_attrs: 4,
+        };
+        let mut d = Decoder::new(limits);
+        let (_, r) = d.decode(b"request\0find_endp\0label\0123456789\0\0");
+        assert_eq!(r, Some(Err(DecodeError::ValueTooLong { limit: 8 })));
+        assert_eq!(
+            d.rejected_head(),
+            Some((&b"request"[..], &b"find_endp"[..]))
+        );
+        assert!(d.message().is_empty());
+        // Too long at the first attribute: nothing kept.
+        let (_, r) = d.decode(b"request\0find_endp_with_long_name\0\0");
+        assert!(matches!(r, Some(Err(_))));
+        assert_eq!(d.rejected_head(), None);
+        // Cleared by the next call.
+        let (_, r) = d.decode(b"\0");
+        assert_eq!(r, Some(Ok(())));
+        assert_eq!(d.rejected_head(), None);
+    }
+
+    #[test]
+    fn printable() {
+        assert_eq!(Printable(b"a\nb\x01\\").to_string(), "a\\nb\\x01\\\\");
+        assert_eq!(Printable(&[b'x'; 150]).to_string().len(), 103);
+    }
+}

@@ -1,0 +1,553 @@
+//! The server side of one client connection, as a pure state machine.
+//!
+//! [`ServerConn`] performs no system call. Its driver (the daemon's event
+//! loop, a test, a fuzz target) feeds it what arrived on the socket — bytes,
+//! possibly with a descriptor attached — and takes back what to send: bytes
+//! from [`ServerConn::output`], and when [`ServerConn::fd_to_send`] says so,
+//! one descriptor. Cache operations are applied through a [`Backend`] the
+//! driver passes in, so the machine never owns the cache.
+//!
+//! The exchanges are those of `protocol.md` (Postfix 3.x on Linux):
+//!
+//! ```text
+//! save_endp:  C request  S dummy  C fd  S status
+//! find_endp:  C request  S status+prop  C dummy  S fd  C dummy
+//! save_dest:  C request  S status
+//! find_dest:  C request  S status+prop+prop  C dummy  S fd  C dummy
+//! ```
+//!
+//! Improvements over Postfix's daemon, by construction:
+//! - pipelined requests are all answered, in order (input is decoded one
+//!   message at a time and the rest is kept);
+//! - a malformed request is consumed whole and answered once, so the
+//!   connection stays in sync; extra trailing attributes are tolerated (as
+//!   Postfix does) without losing sync;
+//! - a session taken by `find_*` goes back into the cache if the taker
+//!   disappears or misbehaves before the descriptor is handed over;
+//! - output is bounded: [`ServerConn::wants_input`] turns false while too many
+//!   reply bytes are waiting, so a client that does not read stalls only
+//!   itself.
+
+use std::collections::VecDeque;
+use std::fmt;
+
+use crate::attr::{self, DecodeError, Decoder, Limits};
+use crate::message::{self, parse_request, Request, RequestKind, Status};
+
+/// How many reply bytes may wait for a slow reader before the connection
+/// stops consuming input (per connection).
+pub const DEFAULT_OUTPUT_HIGH_WATER: usize = 64 * 1024;
+
+/// The cache operations a [`ServerConn`] needs, implemented by its driver.
+pub trait Backend {
+    /// The descriptor type received from and sent to clients.
+    type Fd;
+    /// A session taken out of the cache, restorable with [`Backend::put_back`].
+    type Session;
+
+    /// Stores `fd` under `endp`. `ttl` is the client's value in seconds
+    /// (already known to be positive); clamping it is the backend's job.
+    fn save_endp(&mut self, ttl: u32, endp: &[u8], endp_prop: &[u8], fd: Self::Fd) -> Status;
+
+    /// Takes a session cached under `endp`.
+    fn find_endp(&mut self, endp: &[u8]) -> Option<Self::Session>;
+
+    /// Binds `dest` to `endp`.
+    fn save_dest(&mut self, ttl: u32, dest: &[u8], dest_prop: &[u8], endp: &[u8]) -> Status;
+
+    /// Takes a session for `dest`.
+    fn find_dest(&mut self, dest: &[u8]) -> Option<Self::Session>;
+
+    /// The endpoint properties of a taken session.
+    fn endp_prop<'s>(&self, session: &'s Self::Session) -> &'s [u8];
+
+    /// The destination properties of a session taken by `find_dest`.
+    fn dest_prop<'s>(&self, session: &'s Self::Session) -> &'s [u8];
+
+    /// Returns a taken session that could not be handed over to the cache,
+    /// with its remaining time to live.
+    fn put_back(&mut self, session: Self::Session);
+
+    /// Writes the attributes of a `stats` reply (after `status`), without
+    /// the list terminator.
+    fn stats(&mut self, out: &mut Vec<u8>);
+}
+
+/// Something worth a log line that happened on a connection. The driver
+/// decides how to log it; the machine has already acted on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    /// A malformed request was answered with status 1.
+    Malformed {
+        /// The request, as far as it was recognised.
+        kind: RequestKind,
+        /// Why it was rejected.
+        reason: String,
+    },
+    /// A request was served although extra attributes followed the
+    /// expected ones (Postfix tolerates this too).
+    ExtraAttribute {
+        /// The request.
+        kind: RequestKind,
+        /// The first unexpected attribute name (lossy UTF-8).
+        name: String,
+    },
+    /// `save_endp`: the client sent no descriptor; answered with status 2.
+    NoDescriptor,
+    /// A descriptor arrived when none was expected; it was closed.
+    UnexpectedDescriptor,
+    /// The client did not complete a `find` exchange; the session went back
+    /// into the cache.
+    SessionPutBack,
+}
+
+/// Why a connection must be closed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The peer closed its end.
+    PeerClosed,
+    /// The peer broke the exchange (for example sent a request where the
+    /// `dummy` message of a descriptor transfer was expected).
+    ProtocolViolation(String),
+    /// Sending a descriptor failed.
+    SendFailed,
+}
+
+impl fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CloseReason::PeerClosed => f.write_str("peer closed the connection"),
+            CloseReason::ProtocolViolation(why) => write!(f, "protocol violation: {why}"),
+            CloseReason::SendFailed => f.write_str("cannot send file descriptor"),
+        }
+    }
+}
+
+/// Where a connection stands in its exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Waiting for (or reading) a request.
+    Request,
+    /// `save_endp`: the dummy was sent; waiting for the descriptor.
+    AwaitFd,
+    /// `find_*`: the reply was sent; waiting for the client's first dummy.
+    AwaitDummyBeforeFd,
+    /// `find_*`: the driver must send the descriptor now.
+    SendFd,
+    /// `find_*`: the descriptor was sent; waiting for the client's dummy.
+    AwaitDummyAfterFd,
+    /// The connection is finished; the driver must close it.
+    Closed,
+}
+
+enum State<S> {
+    Request,
+    AwaitFd { ttl: u32 },
+    AwaitDummyBeforeFd(S),
+    SendFd(S),
+    AwaitDummyAfterFd,
+    Closed(CloseReason),
+}
+
+/// The server side of one client connection.
+pub struct ServerConn<S> {
+    decoder: Decoder,
+    state: State<S>,
+    /// Input received but not yet decoded (only while a step must wait).
+    pending: Vec<u8>,
+    /// Reply bytes not yet written; `out[out_start..]` is what remains.
+    out: Vec<u8>,
+    out_start: usize,
+    /// `save_endp` label and property, kept until the descriptor arrives.
+    save_label: Vec<u8>,
+    save_prop: Vec<u8>,
+    notices: VecDeque<Notice>,
+    high_water: usize,
+    requests: u64,
+}
+
+impl<S> fmt::Debug for ServerConn<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerConn")
+            .field("phase", &self.phase())
+            .field("pending", &self.pending.len())
+            .field("output", &self.output().len())
+            .finish()
+    }
+}
+
+impl<S> ServerConn<S> {
+    /// A new connection with the greeting already queued for output.
+    pub fn new(limits: Limits) -> ServerConn<S> {
+        let mut out = Vec::with_capacity(256);
+        message::encode_greeting(&mut out);
+        ServerConn {
+            decoder: Decoder::new(limits),
+            state: State::Request,
+            pending: Vec::new(),
+            out,
+            out_start: 0,
+            save_label: Vec::new(),
+            save_prop: Vec::new(),
+            notices: VecDeque::new(),
+            high_water: DEFAULT_OUTPUT_HIGH_WATER,
+            requests: 0,
+        }
+    }
+
+    /// Sets how many reply bytes may wait before input is paused.
+    pub fn set_output_high_water(&mut self, bytes: usize) {
+        self.high_water = bytes.max(1);
+    }
+
+    /// Where the exchange stands.
+    pub fn phase(&self) -> Phase {
+        match self.state {
+            State::Request => Phase::Request,
+            State::AwaitFd { .. } => Phase::AwaitFd,
+            State::AwaitDummyBeforeFd(_) => Phase::AwaitDummyBeforeFd,
+            State::SendFd(_) => Phase::SendFd,
+            State::AwaitDummyAfterFd => Phase::AwaitDummyAfterFd,
+            State::Closed(_) => Phase::Closed,
+        }
+    }
+
+    /// Why the connection is closed, once [`Phase::Closed`].
+    pub fn close_reason(&self) -> Option<&CloseReason> {
+        match &self.state {
+            State::Closed(why) => Some(why),
+            _ => None,
+        }
+    }
+
+    /// Whether the connection is between requests with nothing buffered:
+    /// an idle client.
+    pub fn is_idle(&self) -> bool {
+        matches!(self.state, State::Request)
+            && self.pending.is_empty()
+            && self.output().is_empty()
+            && !self.decoder.in_message()
+    }
+
+    /// Number of requests answered so far.
+    pub fn requests(&self) -> u64 {
+        self.requests
+    }
+
+    /// Bytes waiting to be written to the client.
+    pub fn output(&self) -> &[u8] {
+        &self.out[self.out_start..]
+    }
+
+    /// Marks `n` bytes of [`ServerConn::output`] as written.
+    pub fn consume_output(&mut self, n: usize) {
+        self.out_start = (self.out_start + n).min(self.out.len());
+        if self.out_start == self.out.len() {
+            self.out.clear();
+            self.out_start = 0;
+        }
+    }
+
+    /// Whether the driver should read more input now: false while the
+    /// descriptor must be sent, while too much output waits, and once closed.
+    pub fn wants_input(&self) -> bool {
+        match self.state {
+            State::SendFd(_) | State::Closed(_) => false,
+            _ => self.output().len() < self.high_water,
+        }
+    }
+
+    /// The session whose descriptor the driver must send now, after
+    /// flushing [`ServerConn::output`]. Report the result with
+    /// [`ServerConn::fd_sent`] or [`ServerConn::fd_send_failed`].
+    pub fn fd_to_send(&self) -> Option<&S> {
+        match &self.state {
+            State::SendFd(s) if self.output().is_empty() => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The descriptor of the session from [`ServerConn::fd_to_send`] was
+    /// sent: the session is returned so the driver can close its copy.
+    pub fn fd_sent<B: Backend<Session = S>>(&mut self, backend: &mut B) -> Option<S> {
+        match std::mem::replace(&mut self.state, State::AwaitDummyAfterFd) {
+            State::SendFd(s) => {
+                // The client may have pipelined its closing dummy already.
+                self.drain_pending(backend);
+                Some(s)
+            }
+            other => {
+                self.state = other;
+                None
+            }
+        }
+    }
+
+    /// Sending the descriptor failed: the session goes back into the cache
+    /// and the connection is closed.
+    pub fn fd_send_failed<B: Backend<Session = S>>(&mut self, backend: &mut B) {
+        if let State::SendFd(s) =
+            std::mem::replace(&mut self.state, State::Closed(CloseReason::SendFailed))
+        {
+            backend.put_back(s);
+            self.notices.push_back(Notice::SessionPutBack);
+        }
+    }
+
+    /// The next notice worth logging, if any.
+    pub fn take_notice(&mut self) -> Option<Notice> {
+        self.notices.pop_front()
+    }
+
+    /// The peer closed its end (read returned EOF) or the connection is
+    /// being dropped (timeout, shutdown): a session in the middle of a
+    /// hand-over goes back into the cache.
+    pub fn on_close<B: Backend<Session = S>>(&mut self, backend: &mut B, reason: CloseReason) {
+        match std::mem::replace(&mut self.state, State::Closed(reason)) {
+            State::AwaitDummyBeforeFd(s) | State::SendFd(s) => {
+                backend.put_back(s);
+                self.notices.push_back(Notice::SessionPutBack);
+            }
+            State::Closed(earlier) => self.state = State::Closed(earlier),
+            _ => {}
+        }
+    }
+
+    /// Feeds what one read returned: `data` and, if one came with it, a
+    /// descriptor. Everything that can be answered is answered (replies go
+    /// to [`ServerConn::output`]); what must wait is kept.
+    pub fn on_input<B: Backend<Session = S>>(
+        &mut self,
+        backend: &mut B,
+        data: &[u8],
+        fd: Option<B::Fd>,
+    ) {
+        if let State::Closed(_) = self.state {
+            return;
+        }
+        let mut data = data;
+        if let Some(fd) = fd {
+            if self.pending.is_empty() && matches!(self.state, State::AwaitFd { .. }) {
+                // The descriptor and its one data byte.
+                let State::AwaitFd { ttl } = std::mem::replace(&mut self.state, State::Request)
+                else {
+                    unreachable!()
+                };
+                let status = backend.save_endp(ttl, &self.save_label, &self.save_prop, fd);
+                message::encode_status(&mut self.out, status);
+                self.requests += 1;
+                data = data.get(1..).unwrap_or(&[]);
+            } else {
+                drop(fd);
+                self.notices.push_back(Notice::UnexpectedDescriptor);
+            }
+        }
+        if self.pending.is_empty() {
+            let used = self.process(backend, data);
+            if used < data.len() {
+                self.pending.extend_from_slice(&data[used..]);
+            }
+        } else {
+            self.pending.extend_from_slice(data);
+            self.drain_pending(backend);
+        }
+    }
+
+    /// Serves input that was kept back while output was over its high-water
+    /// mark; call after output was written.
+    pub fn resume<B: Backend<Session = S>>(&mut self, backend: &mut B) {
+        if self.wants_input() {
+            self.drain_pending(backend);
+        }
+    }
+
+    /// Processes buffered input after a step that had to wait completed.
+    fn drain_pending<B: Backend<Session = S>>(&mut self, backend: &mut B) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let pending = std::mem::take(&mut self.pending);
+        let used = self.process(backend, &pending);
+        let mut rest = pending;
+        rest.drain(..used);
+        // Anything that arrived meanwhile went to the new `self.pending`
+        // only if `process` stopped early; keep order.
+        rest.extend_from_slice(&self.pending);
+        self.pending = rest;
+    }
+
+    /// Decodes and serves messages from `data` until it is used up or the
+    /// exchange must wait for something other than bytes. Returns how many
+    /// bytes were used.
+    fn process<B: Backend<Session = S>>(&mut self, backend: &mut B, data: &[u8]) -> usize {
+        let mut used = 0;
+        while used < data.len() {
+            match self.state {
+                State::Request | State::AwaitDummyBeforeFd(_) | State::AwaitDummyAfterFd => {}
+                State::AwaitFd { .. } => {
+                    // Bytes where a descriptor was expected.
+                    self.no_descriptor(data[used] == 0);
+                    if data[used] == 0 {
+                        used += 1;
+                    }
+                    continue;
+                }
+                State::SendFd(_) | State::Closed(_) => break,
+            }
+            if self.output().len() >= self.high_water {
+                break;
+            }
+            let (n, done) = self.decoder.decode(&data[used..]);
+            used += n;
+            match done {
+                None => {
+                    debug_assert_eq!(used, data.len());
+                    break;
+                }
+                Some(result) => self.on_message(backend, result),
+            }
+        }
+        used
+    }
+
+    fn no_descriptor(&mut self, _sync_byte: bool) {
+        self.state = State::Request;
+        message::encode_status(&mut self.out, Status::Fail);
+        self.requests += 1;
+        self.notices.push_back(Notice::NoDescriptor);
+    }
+
+    fn on_message<B: Backend<Session = S>>(
+        &mut self,
+        backend: &mut B,
+        result: Result<(), DecodeError>,
+    ) {
+        match std::mem::replace(&mut self.state, State::Request) {
+            State::Request => self.on_request(backend, result),
+            State::AwaitDummyBeforeFd(s) => {
+                if result.is_ok() && is_dummy(&self.decoder) {
+                    self.state = State::SendFd(s);
+                } else {
+                    backend.put_back(s);
+                    self.notices.push_back(Notice::SessionPutBack);
+                    self.state = State::Closed(CloseReason::ProtocolViolation(
+                        "expected dummy message before descriptor".into(),
+                    ));
+                }
+            }
+            State::AwaitDummyAfterFd => {
+                if !(result.is_ok() && is_dummy(&self.decoder)) {
+                    self.state = State::Closed(CloseReason::ProtocolViolation(
+                        "expected dummy message after descriptor".into(),
+                    ));
+                }
+            }
+            other => self.state = other,
+        }
+    }
+
+    fn on_request<B: Backend<Session = S>>(
+        &mut self,
+        backend: &mut B,
+        result: Result<(), DecodeError>,
+    ) {
+        self.requests += 1;
+        if let Err(e) = result {
+            // Over a limit: the whole message was skipped. Its kind is
+            // unknown once the data is dropped, so answer as for an
+            // unparseable request.
+            message::encode_malformed(&mut self.out, RequestKind::Missing);
+            self.notices.push_back(Notice::Malformed {
+                kind: RequestKind::Missing,
+                reason: e.to_string(),
+            });
+            return;
+        }
+        let msg = self.decoder.message();
+        let parsed = match parse_request(&msg) {
+            Ok(parsed) => parsed,
+            Err(e) => {
+                message::encode_malformed(&mut self.out, e.kind());
+                self.notices.push_back(Notice::Malformed {
+                    kind: e.kind(),
+                    reason: e.to_string(),
+                });
+                return;
+            }
+        };
+        if let Some(name) = parsed.extra {
+            self.notices.push_back(Notice::ExtraAttribute {
+                kind: request_kind(&parsed.request),
+                name: String::from_utf8_lossy(name).into_owned(),
+            });
+        }
+        match parsed.request {
+            Request::SaveEndp {
+                ttl,
+                endp,
+                endp_prop,
+            } => {
+                self.save_label.clear();
+                self.save_label.extend_from_slice(endp);
+                self.save_prop.clear();
+                self.save_prop.extend_from_slice(endp_prop);
+                message::encode_dummy(&mut self.out);
+                self.state = State::AwaitFd { ttl };
+                // The status is counted when the descriptor arrives.
+                self.requests -= 1;
+            }
+            Request::FindEndp { endp } => match backend.find_endp(endp) {
+                Some(s) => {
+                    message::encode_find_endp_reply(
+                        &mut self.out,
+                        Status::Ok,
+                        backend.endp_prop(&s),
+                    );
+                    self.state = State::AwaitDummyBeforeFd(s);
+                }
+                None => message::encode_find_endp_reply(&mut self.out, Status::Fail, b""),
+            },
+            Request::SaveDest {
+                ttl,
+                dest,
+                dest_prop,
+                endp,
+            } => {
+                let status = backend.save_dest(ttl, dest, dest_prop, endp);
+                message::encode_status(&mut self.out, status);
+            }
+            Request::FindDest { dest } => match backend.find_dest(dest) {
+                Some(s) => {
+                    message::encode_find_dest_reply(
+                        &mut self.out,
+                        Status::Ok,
+                        backend.dest_prop(&s),
+                        backend.endp_prop(&s),
+                    );
+                    self.state = State::AwaitDummyBeforeFd(s);
+                }
+                None => message::encode_find_dest_reply(&mut self.out, Status::Fail, b"", b""),
+            },
+            Request::Stats => {
+                attr::put_attr(&mut self.out, b"status", b"0");
+                backend.stats(&mut self.out);
+                attr::put_end(&mut self.out);
+            }
+        }
+    }
+}
+
+fn is_dummy(decoder: &Decoder) -> bool {
+    let msg = decoder.message();
+    msg.len() == 1 && matches!(msg.attr(0), Some((b"dummy", _)))
+}
+
+fn request_kind(request: &Request<'_>) -> RequestKind {
+    match request {
+        Request::SaveEndp { .. } => RequestKind::SaveEndp,
+        Request::FindEndp { .. } => RequestKind::FindEndp,
+        Request::SaveDest { .. } => RequestKind::SaveDest,
+        Request::FindDest { .. } => RequestKind::FindDest,
+        Request::Stats => RequestKind::Stats,
+    }
+}

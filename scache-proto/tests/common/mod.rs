@@ -1,0 +1,142 @@
+//! Helpers shared by this crate's integration tests: fake servers on a
+//! temporary Unix socket, exact-bytes reads, descriptor identity checks.
+#![allow(dead_code)]
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use scache_proto::harness::TempDir;
+
+/// The server greeting.
+pub const GREETING: &[u8] = b"protocol\0connection_cache_protocol\0\0";
+/// The sync message.
+pub const DUMMY: &[u8] = b"dummy\0\0\0";
+
+/// A listening socket in a private temporary directory, served by a
+/// scripted thread.
+pub struct FakeServer {
+    _dir: TempDir,
+    path: PathBuf,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl FakeServer {
+    /// Binds a socket and runs `script` with the listener in a thread.
+    pub fn start<F>(script: F) -> FakeServer
+    where
+        F: FnOnce(UnixListener) + Send + 'static,
+    {
+        let dir = TempDir::new("scache-proto-test").unwrap();
+        let path = dir.path().join("scache");
+        let listener = UnixListener::bind(&path).unwrap();
+        let handle = std::thread::spawn(move || script(listener));
+        FakeServer {
+            _dir: dir,
+            path,
+            handle: Some(handle),
+        }
+    }
+
+    /// The socket path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Waits for the script to finish, propagating its panics.
+    pub fn join(mut self) {
+        if let Some(h) = self.handle.take() {
+            if let Err(e) = h.join() {
+                std::panic::resume_unwind(e);
+            }
+        }
+    }
+}
+
+/// A path where nothing listens (in a private temporary directory).
+pub fn dead_path() -> (TempDir, PathBuf) {
+    let dir = TempDir::new("scache-proto-test").unwrap();
+    let path = dir.path().join("nothing-here");
+    (dir, path)
+}
+
+/// Accepts one connection (with a 10 s read timeout) and sends the greeting.
+pub fn accept_greeted(listener: &UnixListener) -> UnixStream {
+    let (mut s, _) = listener.accept().unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(GREETING).unwrap();
+    s
+}
+
+/// Reads exactly `want.len()` bytes and checks they are `want`.
+pub fn expect_bytes(s: &mut UnixStream, want: &[u8]) {
+    let mut got = vec![0u8; want.len()];
+    s.read_exact(&mut got).unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        String::from_utf8_lossy(want),
+        "bytes from client"
+    );
+}
+
+/// Checks the peer sends nothing more and closes (or stays silent for
+/// `wait`).
+pub fn expect_silence(s: &mut UnixStream, wait: Duration) {
+    s.set_read_timeout(Some(wait)).unwrap();
+    let mut b = [0u8; 64];
+    match s.read(&mut b) {
+        Ok(0) => {}
+        Ok(n) => panic!("unexpected bytes {:?}", String::from_utf8_lossy(&b[..n])),
+        Err(e) => assert!(
+            matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+            "{e}"
+        ),
+    }
+}
+
+/// (st_dev, st_ino) of an open descriptor.
+pub fn identity(fd: BorrowedFd<'_>) -> (u64, u64) {
+    let st = nix::sys::stat::fstat(fd.as_raw_fd()).unwrap();
+    (st.st_dev as u64, st.st_ino as u64)
+}
+
+/// A fresh temporary file with a unique inode, removed from the file system
+/// at once (the descriptor keeps it alive).
+pub fn unique_file(dir: &Path, name: &str) -> File {
+    let path = dir.join(name);
+    let f = File::options()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .unwrap();
+    std::fs::remove_file(&path).unwrap();
+    f
+}
+
+/// Number of open descriptors of this process.
+pub fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+/// Builds an attr0 message from name/value pairs.
+pub fn msg(attrs: &[(&[u8], &[u8])]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (n, v) in attrs {
+        scache_proto::attr::put_attr(&mut out, n, v);
+    }
+    scache_proto::attr::put_end(&mut out);
+    out
+}
+
+/// Whether two descriptors refer to the same file.
+pub fn same_file(a: impl AsFd, b: impl AsFd) -> bool {
+    identity(a.as_fd()) == identity(b.as_fd())
+}
