@@ -1,4 +1,41 @@
-//! The `scache` daemon.
-fn main() {
-    eprintln!("scache: not yet");
+//! The `scache` daemon: Postfix's shared connection cache, as a drop-in
+//! replacement for `scache(8)` under `master(8)`, or standalone.
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::process::ExitCode;
+
+use scache_bin::options::{self, Command};
+use scache_bin::{logging, run, statscmd};
+
+fn main() -> ExitCode {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    let program = args
+        .first()
+        .and_then(|a| std::path::Path::new(a).file_name())
+        .map(|a| a.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "scache".to_string());
+    let command = match options::parse(args) {
+        Ok(c) => c,
+        Err(e) => logging::fatal(e),
+    };
+    match command {
+        Command::Help => {
+            print!("{}", options::help_text(&program));
+            ExitCode::SUCCESS
+        }
+        Command::Version => {
+            print!("{}", options::version_text());
+            ExitCode::SUCCESS
+        }
+        Command::PrintDefaults => {
+            let config = scache_bin::config::Config::new(std::path::Path::new("/etc/postfix"));
+            print!("{}", scache_bin::config::print_defaults(&config));
+            let _ = std::io::stdout().flush();
+            ExitCode::SUCCESS
+        }
+        Command::Stats(o) => statscmd::run(&o),
+        Command::Master(o) => run::master(o),
+        Command::Standalone(o) => run::standalone(o),
+    }
 }

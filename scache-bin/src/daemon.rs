@@ -1,0 +1,608 @@
+//! The event loop: one thread, epoll, clients in a slab, one timer source.
+//!
+//! Readiness tokens carry what they are about in their top byte (a listener,
+//! a client, a cached session, the master status socket, the signal
+//! descriptor) and an index or session handle below. The loop never blocks
+//! on a client: every client socket is non-blocking, input that cannot be
+//! answered yet is kept by that client's [`ServerConn`], and a client that
+//! stops in the middle of an exchange is dropped after `ipc_timeout`.
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::poll::PollTimeout;
+use nix::sys::epoll::{EpollEvent, EpollFlags};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::socket::{self, MsgFlags, SockFlag};
+use scache_core::{Clock, Instant};
+use scache_proto::attr;
+use scache_proto::server::{CloseReason, Notice, Phase, ServerConn};
+use scache_proto::unix;
+use slab::Slab;
+
+use crate::backend::{CacheBackend, MonoClock};
+use crate::watched::epoll;
+
+const KIND_SHIFT: u32 = 56;
+const KIND_LISTENER: u64 = 1;
+const KIND_CLIENT: u64 = 2;
+const KIND_STATUS: u64 = 3;
+const KIND_SIGNAL: u64 = 4;
+/// Cached sessions: the top bit set, the session handle below.
+pub const SESSION_TOKEN_BIT: u64 = 1 << 63;
+
+fn token(kind: u64, value: usize) -> u64 {
+    (kind << KIND_SHIFT) | value as u64
+}
+
+/// How the daemon was started.
+#[derive(Debug)]
+pub enum Mode {
+    /// Under Postfix's master(8): report TAKEN/AVAIL on the status socket,
+    /// exit when master closes it.
+    Master {
+        /// Descriptor 5.
+        status: OwnedFd,
+        /// From `GENERATION` in the environment.
+        generation: u32,
+    },
+    /// Standalone: remove our socket at exit.
+    Standalone {
+        /// The socket path we bound (None for an inherited listener).
+        socket_path: Option<PathBuf>,
+    },
+}
+
+/// Who may use the cache (checked with `SO_PEERCRED` at accept).
+#[derive(Debug, Clone, Default)]
+pub struct AccessPolicy {
+    /// Allowed user ids; empty with empty `gids` means everyone.
+    pub uids: Vec<u32>,
+    /// Allowed group ids.
+    pub gids: Vec<u32>,
+}
+
+impl AccessPolicy {
+    fn allows(&self, uid: u32, gid: u32) -> bool {
+        (self.uids.is_empty() && self.gids.is_empty())
+            || self.uids.contains(&uid)
+            || self.gids.contains(&gid)
+    }
+}
+
+/// Everything the event loop needs, prepared by `main`.
+#[derive(Debug)]
+pub struct DaemonSetup {
+    /// Master or standalone.
+    pub mode: Mode,
+    /// Non-blocking listening sockets.
+    pub listeners: Vec<OwnedFd>,
+    /// `-S`: a single client already connected on descriptor 0.
+    pub stdin_client: Option<OwnedFd>,
+    /// `connection_cache_status_update_time`.
+    pub stats_interval: Duration,
+    /// `max_idle` (None: never exit for idleness).
+    pub max_idle: Option<Duration>,
+    /// `ipc_timeout`: how long a client may stall in mid-exchange.
+    pub ipc_timeout: Duration,
+    /// Protocol string limits.
+    pub proto_limits: attr::Limits,
+    /// Soft `RLIMIT_NOFILE` in force.
+    pub fd_limit: usize,
+    /// Access control.
+    pub access: AccessPolicy,
+    /// `daemon_timeout` for the watchdog (None: no watchdog).
+    pub daemon_timeout: Option<Duration>,
+}
+
+struct Client {
+    sock: OwnedFd,
+    conn: ServerConn<crate::backend::Taken>,
+    /// When the client must next make progress (only while mid-exchange).
+    deadline: Option<Instant>,
+    interest: EpollFlags,
+}
+
+/// Why the loop ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitCause {
+    /// SIGTERM or SIGINT.
+    Signal(i32),
+    /// Master closed the status socket.
+    MasterGone,
+    /// No client for `max_idle`.
+    Idle,
+    /// `-S` mode: the one client left.
+    StdinDone,
+}
+
+/// The daemon.
+pub struct Daemon {
+    setup: DaemonSetup,
+    clock: MonoClock,
+    backend: CacheBackend,
+    clients: Slab<Client>,
+    signals: SignalFd,
+    rbuf: Vec<u8>,
+    events: Vec<EpollEvent>,
+    next_stats: Instant,
+    idle_since: Option<Instant>,
+    listeners_paused_until: Option<Instant>,
+    base_fds: usize,
+    heartbeat: Arc<AtomicU64>,
+    exit: Option<ExitCause>,
+}
+
+impl Daemon {
+    /// Sets up epoll, signals and the cache; nothing is served yet.
+    pub fn new(setup: DaemonSetup, backend: CacheBackend, clock: MonoClock) -> io::Result<Daemon> {
+        let ep = epoll();
+        let mut mask = SigSet::empty();
+        mask.add(Signal::SIGTERM);
+        mask.add(Signal::SIGINT);
+        mask.thread_block().map_err(io::Error::from)?;
+        let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+            .map_err(io::Error::from)?;
+        ep.add(signals.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, token(KIND_SIGNAL, 0)))
+            .map_err(io::Error::from)?;
+        for (i, l) in setup.listeners.iter().enumerate() {
+            ep.add(l.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, token(KIND_LISTENER, i)))
+                .map_err(io::Error::from)?;
+        }
+        if let Mode::Master { status, .. } = &setup.mode {
+            // Master never writes to it: readable means EOF, master is gone.
+            ep.add(status.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, token(KIND_STATUS, 0)))
+                .map_err(io::Error::from)?;
+        }
+        let now = clock.now();
+        let next_stats = now.saturating_add(setup.stats_interval);
+        let heartbeat = Arc::new(AtomicU64::new(0));
+        if let Some(limit) = setup.daemon_timeout {
+            crate::watchdog::start(limit, heartbeat.clone());
+        }
+        let mut daemon = Daemon {
+            setup,
+            clock,
+            backend,
+            clients: Slab::new(),
+            signals,
+            rbuf: vec![0; 64 * 1024],
+            events: vec![EpollEvent::empty(); 256],
+            next_stats,
+            idle_since: Some(now),
+            listeners_paused_until: None,
+            base_fds: 0,
+            heartbeat,
+            exit: None,
+        };
+        daemon.base_fds = count_open_fds().unwrap_or(16);
+        if let Some(sock) = daemon.setup.stdin_client.take() {
+            daemon.add_client(sock);
+        }
+        Ok(daemon)
+    }
+
+    /// The cache and counters (for tests and the exit path).
+    pub fn backend(&mut self) -> &mut CacheBackend {
+        &mut self.backend
+    }
+
+    /// Runs until a signal, master's exit, or idleness ends it; then logs
+    /// the statistics and closes every cached descriptor.
+    pub fn run(mut self) -> ExitCause {
+        while self.exit.is_none() {
+            self.turn();
+        }
+        let cause = self.exit.unwrap_or(ExitCause::Idle);
+        self.shutdown(cause);
+        cause
+    }
+
+    fn turn(&mut self) {
+        self.heartbeat.fetch_add(1, Ordering::Relaxed);
+        let timeout = self.poll_timeout();
+        let n = match epoll().wait(&mut self.events, timeout) {
+            Ok(n) => n,
+            Err(Errno::EINTR) => 0,
+            Err(e) => crate::logging::fatal(&format!("epoll_wait: {e}")),
+        };
+        let mut busy = false;
+        for i in 0..n {
+            let ev = self.events[i];
+            let data = ev.data();
+            if data & SESSION_TOKEN_BIT != 0 {
+                self.backend.on_session_event(data & !SESSION_TOKEN_BIT, ev.events());
+                continue;
+            }
+            let value = (data & ((1 << KIND_SHIFT) - 1)) as usize;
+            match data >> KIND_SHIFT {
+                KIND_CLIENT => {
+                    if !busy {
+                        busy = true;
+                        self.report_status(false);
+                    }
+                    self.client_event(value, ev.events());
+                }
+                KIND_LISTENER => self.accept_clients(value),
+                KIND_STATUS => {
+                    log::debug!("master disconnect -- exiting");
+                    self.exit = Some(ExitCause::MasterGone);
+                }
+                KIND_SIGNAL => {
+                    if let Ok(Some(info)) = self.signals.read_signal() {
+                        self.exit = Some(ExitCause::Signal(info.ssi_signo as i32));
+                    }
+                }
+                _ => {}
+            }
+        }
+        if busy && !self.report_status(true) && self.exit.is_none() {
+            // master(8) is gone: exit as Postfix daemons do.
+            self.exit = Some(ExitCause::MasterGone);
+        }
+        self.timers();
+    }
+
+    /// Writes one 12-byte status record (master mode). Returns false when
+    /// the write failed.
+    fn report_status(&mut self, available: bool) -> bool {
+        let Mode::Master { status, generation } = &self.setup.mode else {
+            return true;
+        };
+        let mut rec = [0u8; 12];
+        rec[0..4].copy_from_slice(&(std::process::id() as i32).to_ne_bytes());
+        rec[4..8].copy_from_slice(&generation.to_ne_bytes());
+        rec[8..12].copy_from_slice(&i32::from(available).to_ne_bytes());
+        matches!(nix::unistd::write(status, &rec), Ok(12))
+    }
+
+    fn poll_timeout(&self) -> PollTimeout {
+        let now = self.clock.now();
+        let mut next = Some(self.next_stats);
+        let mut consider = |t: Option<Instant>| {
+            if let Some(t) = t {
+                next = Some(next.map_or(t, |n| n.min(t)));
+            }
+        };
+        consider(self.backend.next_deadline());
+        consider(self.idle_deadline());
+        consider(self.listeners_paused_until);
+        consider(self.earliest_client_deadline());
+        match next {
+            None => PollTimeout::NONE,
+            Some(t) => {
+                let ms = t.as_millis().saturating_sub(now.as_millis());
+                // Round up so a deadline is never polled for too early.
+                PollTimeout::try_from(ms.min(i32::MAX as u64) as i32).unwrap_or(PollTimeout::MAX)
+            }
+        }
+    }
+
+    fn idle_deadline(&self) -> Option<Instant> {
+        match (self.idle_since, self.setup.max_idle) {
+            (Some(since), Some(limit)) => Some(since.saturating_add(limit)),
+            _ => None,
+        }
+    }
+
+    fn earliest_client_deadline(&self) -> Option<Instant> {
+        // Clients in mid-exchange are few; the common case is none.
+        self.clients.iter().filter_map(|(_, c)| c.deadline).min()
+    }
+
+    fn timers(&mut self) {
+        let now = self.clock.now();
+        self.backend.expire();
+        if now >= self.next_stats {
+            self.backend.log_interval_stats();
+            self.next_stats = now.saturating_add(self.setup.stats_interval);
+        }
+        if let Some(t) = self.idle_deadline() {
+            if now >= t && self.exit.is_none() {
+                log::debug!("idle timeout -- exiting");
+                self.exit = Some(ExitCause::Idle);
+            }
+        }
+        if let Some(t) = self.listeners_paused_until {
+            if now >= t {
+                self.listeners_paused_until = None;
+                self.set_listeners(true);
+            }
+        }
+        if self.clients.iter().any(|(_, c)| c.deadline.is_some_and(|d| now >= d)) {
+            let late: Vec<usize> = self
+                .clients
+                .iter()
+                .filter(|(_, c)| c.deadline.is_some_and(|d| now >= d))
+                .map(|(i, _)| i)
+                .collect();
+            for i in late {
+                log::warn!("timeout on client connection after {}s", self.setup.ipc_timeout.as_secs());
+                self.close_client(i, CloseReason::ProtocolViolation("timeout".into()));
+            }
+        }
+    }
+
+    fn open_fds(&self) -> usize {
+        self.base_fds + self.clients.len() + self.backend.sess_count()
+    }
+
+    /// Makes room for `n` more descriptors below the limit by evicting the
+    /// sessions closest to expiry. Returns false when it could not.
+    fn ensure_fd_headroom(&mut self, n: usize) -> bool {
+        while self.open_fds() + n > self.setup.fd_limit {
+            if !self.backend.evict_for_fds() {
+                return false;
+            }
+        }
+        true
+    }
+
+    fn accept_clients(&mut self, index: usize) {
+        loop {
+            self.ensure_fd_headroom(1);
+            let raw = match socket::accept4(
+                self.setup.listeners[index].as_raw_fd(),
+                SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+            ) {
+                Ok(raw) => raw,
+                Err(Errno::EAGAIN) | Err(Errno::EINTR) | Err(Errno::ECONNABORTED) => return,
+                Err(Errno::EMFILE) | Err(Errno::ENFILE) | Err(Errno::ENOBUFS) | Err(Errno::ENOMEM) => {
+                    if self.backend.evict_for_fds() {
+                        continue;
+                    }
+                    // Nothing left to evict: stop accepting for a moment
+                    // rather than spin on a readable listener.
+                    log::warn!("accept: out of descriptors; pausing accepts for 100ms");
+                    self.set_listeners(false);
+                    self.listeners_paused_until =
+                        Some(self.clock.now().saturating_add(Duration::from_millis(100)));
+                    return;
+                }
+                Err(e) => {
+                    log::warn!("accept connection: {e}");
+                    return;
+                }
+            };
+            // SAFETY: accept4 just returned this descriptor; nothing else owns it.
+            let sock = unsafe { OwnedFd::from_raw_fd(raw) };
+            match unix::peer_cred(sock.as_fd()) {
+                Ok((pid, uid, gid)) if !self.setup.access.allows(uid, gid) => {
+                    log::warn!("refusing connection from pid {pid} uid {uid} gid {gid}: not allowed");
+                    self.backend.counters.clients_refused += 1;
+                    continue;
+                }
+                _ => {}
+            }
+            self.add_client(sock);
+        }
+    }
+
+    fn add_client(&mut self, sock: OwnedFd) {
+        let conn = ServerConn::new(self.setup.proto_limits);
+        let entry = self.clients.vacant_entry();
+        let idx = entry.key();
+        let interest = EpollFlags::EPOLLIN | EpollFlags::EPOLLOUT | EpollFlags::EPOLLRDHUP;
+        if let Err(e) = epoll().add(sock.as_fd(), EpollEvent::new(interest, token(KIND_CLIENT, idx))) {
+            log::warn!("epoll add client: {e}");
+            return;
+        }
+        entry.insert(Client { sock, conn, deadline: None, interest });
+        self.backend.counters.clients_accepted += 1;
+        self.backend.counters.clients_current = self.clients.len() as u64;
+        self.idle_since = None;
+        log::debug!("connection established");
+        // Send the greeting right away.
+        self.flush_client(idx);
+        self.update_client(idx);
+    }
+
+    fn client_event(&mut self, idx: usize, flags: EpollFlags) {
+        if !self.clients.contains(idx) {
+            return;
+        }
+        let readable = flags.intersects(
+            EpollFlags::EPOLLIN | EpollFlags::EPOLLHUP | EpollFlags::EPOLLERR | EpollFlags::EPOLLRDHUP,
+        );
+        if readable {
+            self.read_client(idx);
+        }
+        if self.clients.contains(idx) {
+            self.flush_client(idx);
+            self.update_client(idx);
+        }
+    }
+
+    fn read_client(&mut self, idx: usize) {
+        loop {
+            let Some(client) = self.clients.get(idx) else { return };
+            if !client.conn.wants_input() {
+                return;
+            }
+            if client.conn.phase() == Phase::AwaitFd && !self.ensure_fd_headroom(1) {
+                log::warn!("out of descriptors: cannot receive a session");
+            }
+            let client = &mut self.clients[idx];
+            let got = unix::recv_stream(client.sock.as_fd(), &mut self.rbuf);
+            match got {
+                Ok(r) if r.len == 0 && r.fd.is_none() => {
+                    self.close_client(idx, CloseReason::PeerClosed);
+                    return;
+                }
+                Ok(r) => {
+                    if r.extra_fds > 0 || r.truncated {
+                        log::warn!(
+                            "client sent {} extra descriptor(s){}; closed",
+                            r.extra_fds,
+                            if r.truncated { " (truncated)" } else { "" }
+                        );
+                    }
+                    let full = r.len == self.rbuf.len();
+                    let had_fd = r.fd.is_some();
+                    client.conn.on_input(&mut self.backend, &self.rbuf[..r.len], r.fd);
+                    if !(full || had_fd) {
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    log::warn!("read client: {e}");
+                    self.close_client(idx, CloseReason::PeerClosed);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Writes pending output and hands over a descriptor when one is due.
+    fn flush_client(&mut self, idx: usize) {
+        let Some(client) = self.clients.get_mut(idx) else { return };
+        loop {
+            let out = client.conn.output();
+            if !out.is_empty() {
+                match socket::send(
+                    client.sock.as_raw_fd(),
+                    out,
+                    MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL,
+                ) {
+                    Ok(n) => {
+                        client.conn.consume_output(n);
+                        continue;
+                    }
+                    Err(Errno::EAGAIN) | Err(Errno::EINTR) => break,
+                    Err(e) => {
+                        log::debug!("write client: {e}");
+                        self.close_client(idx, CloseReason::PeerClosed);
+                        return;
+                    }
+                }
+            }
+            if let Some(session) = client.conn.fd_to_send() {
+                match unix::send_fd(client.sock.as_fd(), session.fd.as_fd()) {
+                    Ok(()) => {
+                        // Our copy is closed here (it was unwatched when
+                        // taken from the cache).
+                        drop(client.conn.fd_sent(&mut self.backend));
+                        continue;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) => {
+                        log::warn!("cannot send file descriptor: {e}");
+                        client.conn.fd_send_failed(&mut self.backend);
+                        break;
+                    }
+                }
+            }
+            // Output drained below the high-water mark: serve what was kept.
+            let before = client.conn.output().len();
+            client.conn.resume(&mut self.backend);
+            if client.conn.output().len() == before && client.conn.fd_to_send().is_none() {
+                break;
+            }
+        }
+    }
+
+    /// After I/O: log notices, close finished connections, set the epoll
+    /// interest and the progress deadline.
+    fn update_client(&mut self, idx: usize) {
+        let now = self.clock.now();
+        let ipc_timeout = self.setup.ipc_timeout;
+        let Some(client) = self.clients.get_mut(idx) else { return };
+        while let Some(notice) = client.conn.take_notice() {
+            log_notice(&notice);
+        }
+        if client.conn.phase() == Phase::Closed {
+            let why = client.conn.close_reason().cloned().unwrap_or(CloseReason::PeerClosed);
+            self.close_client(idx, why);
+            return;
+        }
+        let mut want = EpollFlags::EPOLLRDHUP;
+        if client.conn.wants_input() {
+            want |= EpollFlags::EPOLLIN;
+        }
+        if !client.conn.output().is_empty() || client.conn.phase() == Phase::SendFd {
+            want |= EpollFlags::EPOLLOUT;
+        }
+        if want != client.interest {
+            let mut ev = EpollEvent::new(want, token(KIND_CLIENT, idx));
+            if epoll().modify(client.sock.as_fd(), &mut ev).is_ok() {
+                client.interest = want;
+            }
+        }
+        client.deadline = if client.conn.is_idle() { None } else { Some(now.saturating_add(ipc_timeout)) };
+    }
+
+    fn close_client(&mut self, idx: usize, why: CloseReason) {
+        if !self.clients.contains(idx) {
+            return;
+        }
+        let mut client = self.clients.remove(idx);
+        client.conn.on_close(&mut self.backend, why);
+        while let Some(notice) = client.conn.take_notice() {
+            log_notice(&notice);
+        }
+        let _ = epoll().delete(client.sock.as_fd());
+        drop(client);
+        self.backend.counters.clients_current = self.clients.len() as u64;
+        log::debug!("connection closed");
+        if self.clients.is_empty() {
+            self.idle_since = Some(self.clock.now());
+            if self.setup.stdin_client.is_none() && matches!(self.exit, None) && self.stdin_mode() {
+                self.exit = Some(ExitCause::StdinDone);
+            }
+        }
+    }
+
+    fn stdin_mode(&self) -> bool {
+        self.setup.listeners.is_empty()
+    }
+
+    fn set_listeners(&mut self, on: bool) {
+        for (i, l) in self.setup.listeners.iter().enumerate() {
+            let flags = if on { EpollFlags::EPOLLIN } else { EpollFlags::empty() };
+            let mut ev = EpollEvent::new(flags, token(KIND_LISTENER, i));
+            let _ = epoll().modify(l.as_fd(), &mut ev);
+        }
+    }
+
+    fn shutdown(&mut self, cause: ExitCause) {
+        if let ExitCause::Signal(sig) = cause {
+            log::info!("exiting on signal {sig}");
+        }
+        let idxs: Vec<usize> = self.clients.iter().map(|(i, _)| i).collect();
+        for i in idxs {
+            self.close_client(i, CloseReason::PeerClosed);
+        }
+        self.backend.log_interval_stats();
+        self.backend.close_all();
+        if let Mode::Standalone { socket_path: Some(path) } = &self.setup.mode {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+fn log_notice(notice: &Notice) {
+    match notice {
+        Notice::Malformed { kind, reason } => {
+            log::warn!("{kind}: bad or missing request parameter: {reason}")
+        }
+        Notice::ExtraAttribute { kind, name } => {
+            log::warn!("{kind}: unexpected attribute {name} in request, ignored")
+        }
+        Notice::NoDescriptor => log::warn!("save_endp: unable to receive file descriptor"),
+        Notice::UnexpectedDescriptor => log::warn!("unexpected file descriptor from client, closed"),
+        Notice::SessionPutBack => log::info!("client left before taking its session; session put back"),
+    }
+}
+
+/// Number of open descriptors of this process.
+pub fn count_open_fds() -> Option<usize> {
+    std::fs::read_dir("/proc/self/fd").ok().map(|d| d.count().saturating_sub(1))
+}

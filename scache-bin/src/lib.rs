@@ -1,0 +1,14 @@
+//! The `scache` daemon as a library: start-up, configuration, logging and
+//! the event loop. The binary (`src/main.rs`) only dispatches on the
+//! command line; integration tests start the binary.
+
+pub mod backend;
+pub mod config;
+pub mod daemon;
+pub mod logging;
+pub mod options;
+pub mod run;
+pub mod statscmd;
+pub mod statslog;
+pub mod watchdog;
+pub mod watched;

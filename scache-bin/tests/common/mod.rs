@@ -1,0 +1,200 @@
+//! Shared helpers for the daemon's integration tests: start a daemon the way
+//! master(8) does, talk the raw protocol, pass real descriptors.
+#![allow(dead_code)]
+
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use scache_proto::harness::{Harness, HarnessBuilder};
+use scache_proto::unix;
+
+/// Our daemon binary, built by cargo for this test.
+pub fn ours() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_scache"))
+}
+
+/// Starts `program` as master would, with extra `-o name=value` overrides.
+pub fn start(program: &PathBuf, overrides: &[&str]) -> Harness {
+    let mut b = HarnessBuilder::new(program);
+    for o in overrides {
+        b = b.arg("-o").arg(o);
+    }
+    b.spawn().expect("spawn daemon")
+}
+
+/// A raw protocol peer with a read timeout.
+pub struct Peer {
+    pub sock: UnixStream,
+}
+
+impl Peer {
+    /// Connects and checks the greeting.
+    pub fn connect(h: &Harness) -> Peer {
+        let sock = h.connect().expect("connect + greeting");
+        sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        Peer { sock }
+    }
+
+    /// Sends raw bytes.
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.sock.write_all(bytes).expect("send");
+    }
+
+    /// Reads exactly one attribute list (up to and including its
+    /// terminator), or returns what was read before EOF/timeout.
+    pub fn recv_msg(&mut self) -> io::Result<Vec<u8>> {
+        let mut got = Vec::new();
+        let mut byte = [0u8; 1];
+        // name/value alternation: an empty name ends the list.
+        let mut at_name_start = true;
+        let mut in_name = true;
+        loop {
+            match self.sock.read(&mut byte) {
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!("EOF after {:?}", got),
+                    ))
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    return Err(io::Error::new(
+                        e.kind(),
+                        format!("{e} after {:?}", String::from_utf8_lossy(&got)),
+                    ))
+                }
+            }
+            got.push(byte[0]);
+            if byte[0] == 0 {
+                if in_name && at_name_start {
+                    return Ok(got);
+                }
+                in_name = !in_name;
+                at_name_start = in_name;
+            } else {
+                at_name_start = false;
+            }
+        }
+    }
+
+    /// Sends a request and returns the reply message.
+    pub fn ask(&mut self, request: &[u8]) -> Vec<u8> {
+        self.send(request);
+        self.recv_msg().expect("reply")
+    }
+
+    /// Sends one descriptor (1 data byte + SCM_RIGHTS).
+    pub fn send_fd(&mut self, fd: impl AsFd) {
+        unix::send_fd(self.sock.as_fd(), fd.as_fd()).expect("send_fd");
+    }
+
+    /// Receives one descriptor.
+    pub fn recv_fd(&mut self) -> OwnedFd {
+        unix::recv_fd(self.sock.as_fd()).expect("recv_fd")
+    }
+
+    /// Whether the server closed the connection (EOF within the timeout).
+    pub fn is_closed(&mut self) -> bool {
+        let mut b = [0u8; 1];
+        matches!(self.sock.read(&mut b), Ok(0))
+    }
+
+    /// save_endp with a descriptor; returns the final status reply.
+    pub fn save_endp(&mut self, ttl: &str, label: &[u8], prop: &[u8], fd: impl AsFd) -> Vec<u8> {
+        let dummy = self.ask(&req(&[
+            b"request",
+            b"save_endp",
+            b"ttl",
+            ttl.as_bytes(),
+            b"label",
+            label,
+            b"property",
+            prop,
+        ]));
+        assert_eq!(
+            dummy, b"dummy\0\0\0",
+            "save_endp must ask for the descriptor"
+        );
+        self.send_fd(fd);
+        self.recv_msg().expect("save_endp status")
+    }
+
+    /// find_endp; on a hit completes the descriptor exchange.
+    pub fn find_endp(&mut self, label: &[u8]) -> (Vec<u8>, Option<OwnedFd>) {
+        let reply = self.ask(&req(&[b"request", b"find_endp", b"label", label]));
+        self.finish_find(reply)
+    }
+
+    /// find_dest; on a hit completes the descriptor exchange.
+    pub fn find_dest(&mut self, label: &[u8]) -> (Vec<u8>, Option<OwnedFd>) {
+        let reply = self.ask(&req(&[b"request", b"find_dest", b"label", label]));
+        self.finish_find(reply)
+    }
+
+    fn finish_find(&mut self, reply: Vec<u8>) -> (Vec<u8>, Option<OwnedFd>) {
+        if reply.starts_with(b"status\x000\0") {
+            self.send(b"dummy\0\0\0");
+            let fd = self.recv_fd();
+            self.send(b"dummy\0\0\0");
+            (reply, Some(fd))
+        } else {
+            (reply, None)
+        }
+    }
+
+    /// save_dest; returns the status reply.
+    pub fn save_dest(&mut self, ttl: &str, dest: &[u8], prop: &[u8], endp: &[u8]) -> Vec<u8> {
+        self.ask(&req(&[
+            b"request",
+            b"save_dest",
+            b"ttl",
+            ttl.as_bytes(),
+            b"label",
+            dest,
+            b"property",
+            prop,
+            b"label",
+            endp,
+        ]))
+    }
+}
+
+/// Encodes an attribute list from alternating names and values.
+pub fn req(parts: &[&[u8]]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for p in parts {
+        out.extend_from_slice(p);
+        out.push(0);
+    }
+    out.push(0);
+    out
+}
+
+/// (st_dev, st_ino) of an open descriptor.
+pub fn identity(fd: impl AsFd) -> (u64, u64) {
+    let st = nix::sys::stat::fstat(std::os::fd::AsRawFd::as_raw_fd(&fd.as_fd())).expect("fstat");
+    (st.st_dev as u64, st.st_ino as u64)
+}
+
+/// A fresh socket pair: (the end to cache, the far end kept by the test).
+pub fn session() -> (OwnedFd, OwnedFd) {
+    let (a, b) = UnixStream::pair().expect("socketpair");
+    (OwnedFd::from(a), OwnedFd::from(b))
+}
+
+/// Readable description of a reply for assertion messages.
+pub fn show(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).replace('\0', "\\0")
+}
+
+/// Whether the metadata of two paths name the same file (for sockets bound in tests).
+pub fn same_inode(a: &std::path::Path, b: &std::path::Path) -> bool {
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.ino() == y.ino() && x.dev() == y.dev(),
+        _ => false,
+    }
+}
