@@ -24,7 +24,9 @@ pub struct MonoClock {
 impl MonoClock {
     /// A clock whose origin is now.
     pub fn new() -> MonoClock {
-        MonoClock { origin: std::time::Instant::now() }
+        MonoClock {
+            origin: std::time::Instant::now(),
+        }
     }
 }
 
@@ -72,7 +74,11 @@ pub struct CacheBackend {
 impl CacheBackend {
     /// Wraps `cache`; TTLs are capped at `ttl_limit`; `watch` turns
     /// dead-connection eviction on.
-    pub fn new(cache: MultiCache<WatchedFd, MonoClock>, ttl_limit: Duration, watch: bool) -> CacheBackend {
+    pub fn new(
+        cache: MultiCache<WatchedFd, MonoClock>,
+        ttl_limit: Duration,
+        watch: bool,
+    ) -> CacheBackend {
         let started = SystemTime::now();
         CacheBackend {
             cache,
@@ -107,12 +113,17 @@ impl CacheBackend {
     /// A watched session's descriptor reported activity: its peer hung up
     /// or spoke (an idle SMTP server only speaks to say goodbye, `421`).
     pub fn on_session_event(&mut self, handle: u64, flags: EpollFlags) {
-        let cause = if flags.intersects(EpollFlags::EPOLLRDHUP | EpollFlags::EPOLLHUP | EpollFlags::EPOLLERR) {
+        let cause = if flags
+            .intersects(EpollFlags::EPOLLRDHUP | EpollFlags::EPOLLHUP | EpollFlags::EPOLLERR)
+        {
             EvictionCause::PeerClosed
         } else {
             EvictionCause::PeerData
         };
-        if let Some(removed) = self.cache.remove_session(SessionHandle::from_u64(handle), cause) {
+        if let Some(removed) = self
+            .cache
+            .remove_session(SessionHandle::from_u64(handle), cause)
+        {
             log::debug!("evicted cached connection: {}", cause_text(cause));
             drop(removed);
         }
@@ -120,7 +131,10 @@ impl CacheBackend {
 
     /// Closes the session closest to expiry to free a descriptor.
     pub fn evict_for_fds(&mut self) -> bool {
-        let evicted = self.cache.evict_soonest(EvictionCause::FdPressure).is_some();
+        let evicted = self
+            .cache
+            .evict_soonest(EvictionCause::FdPressure)
+            .is_some();
         if evicted {
             log::warn!("descriptor limit reached: evicted the cached connection closest to expiry");
         }
@@ -159,7 +173,10 @@ impl Backend for CacheBackend {
 
     fn save_endp(&mut self, ttl: u32, endp: &[u8], endp_prop: &[u8], fd: OwnedFd) -> Status {
         let ttl = self.ttl(ttl);
-        match self.cache.save_endp(ttl, endp, endp_prop, WatchedFd::new(fd)) {
+        match self
+            .cache
+            .save_endp(ttl, endp, endp_prop, WatchedFd::new(fd))
+        {
             Ok(handle) => {
                 self.watch(handle);
                 let size = self.cache.size();
@@ -230,7 +247,10 @@ impl Backend for CacheBackend {
         let s = self.cache.stats();
         let size = self.cache.size();
         let mut num = |name: &str, v: u64| put_attr(out, name.as_bytes(), v.to_string().as_bytes());
-        num("uptime", self.started.elapsed().map(|d| d.as_secs()).unwrap_or(0));
+        num(
+            "uptime",
+            self.started.elapsed().map(|d| d.as_secs()).unwrap_or(0),
+        );
         num("clients", self.counters.clients_current);
         num("clients_accepted", self.counters.clients_accepted);
         num("clients_refused", self.counters.clients_refused);
@@ -254,12 +274,21 @@ impl Backend for CacheBackend {
         num("expired_sessions", s.expired_sessions);
         num("expired_bindings", s.expired_bindings);
         for cause in EvictionCause::ALL {
-            if !matches!(cause, EvictionCause::DestinationLimit | EvictionCause::Caller) {
-                num(&format!("evicted_sessions_{cause}"), s.evicted_sessions_for(cause));
+            if !matches!(
+                cause,
+                EvictionCause::DestinationLimit | EvictionCause::Caller
+            ) {
+                num(
+                    &format!("evicted_sessions_{cause}"),
+                    s.evicted_sessions_for(cause),
+                );
             }
         }
         for cause in [EvictionCause::DestinationLimit, EvictionCause::LabelLimit] {
-            num(&format!("evicted_bindings_{cause}"), s.evicted_bindings_for(cause));
+            num(
+                &format!("evicted_bindings_{cause}"),
+                s.evicted_bindings_for(cause),
+            );
         }
         num("unwatched_saves", self.counters.unwatched_saves);
     }

@@ -62,17 +62,15 @@ pub enum Mode {
 /// Who may use the cache (checked with `SO_PEERCRED` at accept).
 #[derive(Debug, Clone, Default)]
 pub struct AccessPolicy {
-    /// Allowed user ids; empty with empty `gids` means everyone.
+    /// Allowed user ids.
     pub uids: Vec<u32>,
-    /// Allowed group ids.
+    /// Allowed (primary) group ids of the client process.
     pub gids: Vec<u32>,
 }
 
 impl AccessPolicy {
     fn allows(&self, uid: u32, gid: u32) -> bool {
-        (self.uids.is_empty() && self.gids.is_empty())
-            || self.uids.contains(&uid)
-            || self.gids.contains(&gid)
+        self.uids.contains(&uid) || self.gids.contains(&gid)
     }
 }
 
@@ -149,16 +147,25 @@ impl Daemon {
         mask.thread_block().map_err(io::Error::from)?;
         let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
             .map_err(io::Error::from)?;
-        ep.add(signals.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, token(KIND_SIGNAL, 0)))
-            .map_err(io::Error::from)?;
+        ep.add(
+            signals.as_fd(),
+            EpollEvent::new(EpollFlags::EPOLLIN, token(KIND_SIGNAL, 0)),
+        )
+        .map_err(io::Error::from)?;
         for (i, l) in setup.listeners.iter().enumerate() {
-            ep.add(l.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, token(KIND_LISTENER, i)))
-                .map_err(io::Error::from)?;
+            ep.add(
+                l.as_fd(),
+                EpollEvent::new(EpollFlags::EPOLLIN, token(KIND_LISTENER, i)),
+            )
+            .map_err(io::Error::from)?;
         }
         if let Mode::Master { status, .. } = &setup.mode {
             // Master never writes to it: readable means EOF, master is gone.
-            ep.add(status.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, token(KIND_STATUS, 0)))
-                .map_err(io::Error::from)?;
+            ep.add(
+                status.as_fd(),
+                EpollEvent::new(EpollFlags::EPOLLIN, token(KIND_STATUS, 0)),
+            )
+            .map_err(io::Error::from)?;
         }
         let now = clock.now();
         let next_stats = now.saturating_add(setup.stats_interval);
@@ -210,14 +217,15 @@ impl Daemon {
         let n = match epoll().wait(&mut self.events, timeout) {
             Ok(n) => n,
             Err(Errno::EINTR) => 0,
-            Err(e) => crate::logging::fatal(&format!("epoll_wait: {e}")),
+            Err(e) => crate::logging::fatal(format!("epoll_wait: {e}")),
         };
         let mut busy = false;
         for i in 0..n {
             let ev = self.events[i];
             let data = ev.data();
             if data & SESSION_TOKEN_BIT != 0 {
-                self.backend.on_session_event(data & !SESSION_TOKEN_BIT, ev.events());
+                self.backend
+                    .on_session_event(data & !SESSION_TOKEN_BIT, ev.events());
                 continue;
             }
             let value = (data & ((1 << KIND_SHIFT) - 1)) as usize;
@@ -274,6 +282,10 @@ impl Daemon {
         consider(self.idle_deadline());
         consider(self.listeners_paused_until);
         consider(self.earliest_client_deadline());
+        if let Some(limit) = self.setup.daemon_timeout {
+            // Keep the watchdog fed even when idle.
+            consider(Some(now.saturating_add(limit / 3)));
+        }
         match next {
             None => PollTimeout::NONE,
             Some(t) => {
@@ -315,7 +327,11 @@ impl Daemon {
                 self.set_listeners(true);
             }
         }
-        if self.clients.iter().any(|(_, c)| c.deadline.is_some_and(|d| now >= d)) {
+        if self
+            .clients
+            .iter()
+            .any(|(_, c)| c.deadline.is_some_and(|d| now >= d))
+        {
             let late: Vec<usize> = self
                 .clients
                 .iter()
@@ -323,7 +339,10 @@ impl Daemon {
                 .map(|(i, _)| i)
                 .collect();
             for i in late {
-                log::warn!("timeout on client connection after {}s", self.setup.ipc_timeout.as_secs());
+                log::warn!(
+                    "timeout on client connection after {}s",
+                    self.setup.ipc_timeout.as_secs()
+                );
                 self.close_client(i, CloseReason::ProtocolViolation("timeout".into()));
             }
         }
@@ -353,7 +372,8 @@ impl Daemon {
             ) {
                 Ok(raw) => raw,
                 Err(Errno::EAGAIN) | Err(Errno::EINTR) | Err(Errno::ECONNABORTED) => return,
-                Err(Errno::EMFILE) | Err(Errno::ENFILE) | Err(Errno::ENOBUFS) | Err(Errno::ENOMEM) => {
+                Err(Errno::EMFILE) | Err(Errno::ENFILE) | Err(Errno::ENOBUFS)
+                | Err(Errno::ENOMEM) => {
                     if self.backend.evict_for_fds() {
                         continue;
                     }
@@ -374,7 +394,9 @@ impl Daemon {
             let sock = unsafe { OwnedFd::from_raw_fd(raw) };
             match unix::peer_cred(sock.as_fd()) {
                 Ok((pid, uid, gid)) if !self.setup.access.allows(uid, gid) => {
-                    log::warn!("refusing connection from pid {pid} uid {uid} gid {gid}: not allowed");
+                    log::warn!(
+                        "refusing connection from pid {pid} uid {uid} gid {gid}: not allowed"
+                    );
                     self.backend.counters.clients_refused += 1;
                     continue;
                 }
@@ -389,11 +411,19 @@ impl Daemon {
         let entry = self.clients.vacant_entry();
         let idx = entry.key();
         let interest = EpollFlags::EPOLLIN | EpollFlags::EPOLLOUT | EpollFlags::EPOLLRDHUP;
-        if let Err(e) = epoll().add(sock.as_fd(), EpollEvent::new(interest, token(KIND_CLIENT, idx))) {
+        if let Err(e) = epoll().add(
+            sock.as_fd(),
+            EpollEvent::new(interest, token(KIND_CLIENT, idx)),
+        ) {
             log::warn!("epoll add client: {e}");
             return;
         }
-        entry.insert(Client { sock, conn, deadline: None, interest });
+        entry.insert(Client {
+            sock,
+            conn,
+            deadline: None,
+            interest,
+        });
         self.backend.counters.clients_accepted += 1;
         self.backend.counters.clients_current = self.clients.len() as u64;
         self.idle_since = None;
@@ -408,7 +438,10 @@ impl Daemon {
             return;
         }
         let readable = flags.intersects(
-            EpollFlags::EPOLLIN | EpollFlags::EPOLLHUP | EpollFlags::EPOLLERR | EpollFlags::EPOLLRDHUP,
+            EpollFlags::EPOLLIN
+                | EpollFlags::EPOLLHUP
+                | EpollFlags::EPOLLERR
+                | EpollFlags::EPOLLRDHUP,
         );
         if readable {
             self.read_client(idx);
@@ -421,7 +454,9 @@ impl Daemon {
 
     fn read_client(&mut self, idx: usize) {
         loop {
-            let Some(client) = self.clients.get(idx) else { return };
+            let Some(client) = self.clients.get(idx) else {
+                return;
+            };
             if !client.conn.wants_input() {
                 return;
             }
@@ -432,20 +467,28 @@ impl Daemon {
             let got = unix::recv_stream(client.sock.as_fd(), &mut self.rbuf);
             match got {
                 Ok(r) if r.len == 0 && r.fd.is_none() => {
+                    // Answer what was asked before the (half-)close, then go.
+                    self.flush_client(idx);
                     self.close_client(idx, CloseReason::PeerClosed);
                     return;
                 }
-                Ok(r) => {
+                Ok(mut r) => {
                     if r.extra_fds > 0 || r.truncated {
+                        // More than one descriptor, or some lost to the
+                        // limit: none of them is kept.
                         log::warn!(
-                            "client sent {} extra descriptor(s){}; closed",
+                            "client sent more than one descriptor or some could not be \
+                             received ({} extra{}); all closed",
                             r.extra_fds,
-                            if r.truncated { " (truncated)" } else { "" }
+                            if r.truncated { ", truncated" } else { "" }
                         );
+                        r.fd = None;
                     }
                     let full = r.len == self.rbuf.len();
                     let had_fd = r.fd.is_some();
-                    client.conn.on_input(&mut self.backend, &self.rbuf[..r.len], r.fd);
+                    client
+                        .conn
+                        .on_input(&mut self.backend, &self.rbuf[..r.len], r.fd);
                     if !(full || had_fd) {
                         return;
                     }
@@ -453,7 +496,8 @@ impl Daemon {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    log::warn!("read client: {e}");
+                    // ECONNRESET and the like: the client went away.
+                    log::debug!("read client: {e}");
                     self.close_client(idx, CloseReason::PeerClosed);
                     return;
                 }
@@ -463,7 +507,9 @@ impl Daemon {
 
     /// Writes pending output and hands over a descriptor when one is due.
     fn flush_client(&mut self, idx: usize) {
-        let Some(client) = self.clients.get_mut(idx) else { return };
+        let Some(client) = self.clients.get_mut(idx) else {
+            return;
+        };
         loop {
             let out = client.conn.output();
             if !out.is_empty() {
@@ -514,12 +560,18 @@ impl Daemon {
     fn update_client(&mut self, idx: usize) {
         let now = self.clock.now();
         let ipc_timeout = self.setup.ipc_timeout;
-        let Some(client) = self.clients.get_mut(idx) else { return };
+        let Some(client) = self.clients.get_mut(idx) else {
+            return;
+        };
         while let Some(notice) = client.conn.take_notice() {
             log_notice(&notice);
         }
         if client.conn.phase() == Phase::Closed {
-            let why = client.conn.close_reason().cloned().unwrap_or(CloseReason::PeerClosed);
+            let why = client
+                .conn
+                .close_reason()
+                .cloned()
+                .unwrap_or(CloseReason::PeerClosed);
             self.close_client(idx, why);
             return;
         }
@@ -536,7 +588,11 @@ impl Daemon {
                 client.interest = want;
             }
         }
-        client.deadline = if client.conn.is_idle() { None } else { Some(now.saturating_add(ipc_timeout)) };
+        client.deadline = if client.conn.is_idle() {
+            None
+        } else {
+            Some(now.saturating_add(ipc_timeout))
+        };
     }
 
     fn close_client(&mut self, idx: usize, why: CloseReason) {
@@ -554,19 +610,20 @@ impl Daemon {
         log::debug!("connection closed");
         if self.clients.is_empty() {
             self.idle_since = Some(self.clock.now());
-            if self.setup.stdin_client.is_none() && matches!(self.exit, None) && self.stdin_mode() {
+            if self.exit.is_none() && self.setup.listeners.is_empty() {
+                // -S: the one client on standard input is done.
                 self.exit = Some(ExitCause::StdinDone);
             }
         }
     }
 
-    fn stdin_mode(&self) -> bool {
-        self.setup.listeners.is_empty()
-    }
-
     fn set_listeners(&mut self, on: bool) {
         for (i, l) in self.setup.listeners.iter().enumerate() {
-            let flags = if on { EpollFlags::EPOLLIN } else { EpollFlags::empty() };
+            let flags = if on {
+                EpollFlags::EPOLLIN
+            } else {
+                EpollFlags::empty()
+            };
             let mut ev = EpollEvent::new(flags, token(KIND_LISTENER, i));
             let _ = epoll().modify(l.as_fd(), &mut ev);
         }
@@ -582,7 +639,10 @@ impl Daemon {
         }
         self.backend.log_interval_stats();
         self.backend.close_all();
-        if let Mode::Standalone { socket_path: Some(path) } = &self.setup.mode {
+        if let Mode::Standalone {
+            socket_path: Some(path),
+        } = &self.setup.mode
+        {
             let _ = std::fs::remove_file(path);
         }
     }
@@ -597,12 +657,18 @@ fn log_notice(notice: &Notice) {
             log::warn!("{kind}: unexpected attribute {name} in request, ignored")
         }
         Notice::NoDescriptor => log::warn!("save_endp: unable to receive file descriptor"),
-        Notice::UnexpectedDescriptor => log::warn!("unexpected file descriptor from client, closed"),
-        Notice::SessionPutBack => log::info!("client left before taking its session; session put back"),
+        Notice::UnexpectedDescriptor => {
+            log::warn!("unexpected file descriptor from client, closed")
+        }
+        Notice::SessionPutBack => {
+            log::info!("client left before taking its session; session put back")
+        }
     }
 }
 
 /// Number of open descriptors of this process.
 pub fn count_open_fds() -> Option<usize> {
-    std::fs::read_dir("/proc/self/fd").ok().map(|d| d.count().saturating_sub(1))
+    std::fs::read_dir("/proc/self/fd")
+        .ok()
+        .map(|d| d.count().saturating_sub(1))
 }

@@ -15,6 +15,16 @@ fn main() -> ExitCode {
         .and_then(|a| std::path::Path::new(a).file_name())
         .map(|a| a.to_string_lossy().into_owned())
         .unwrap_or_else(|| "scache".to_string());
+    // No arguments at all: master(8) always passes some, so a person is
+    // running it: serve standalone on the default socket.
+    let args = if args.len() == 1 {
+        let mut a = args;
+        a.push("--listen".into());
+        a.push(options::DEFAULT_LISTEN_PATH.into());
+        a
+    } else {
+        args
+    };
     let command = match options::parse(args) {
         Ok(c) => c,
         Err(e) => logging::fatal(e),

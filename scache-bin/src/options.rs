@@ -724,7 +724,7 @@ Master mode (started by Postfix's master(8) from master.cf):
 
 /// The `--version` text.
 pub fn version_text() -> String {
-    format!("scache {}", env!("CARGO_PKG_VERSION"))
+    format!("scache {}\n", env!("CARGO_PKG_VERSION"))
 }
 
 #[cfg(test)]

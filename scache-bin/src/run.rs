@@ -79,7 +79,8 @@ pub fn master(o: MasterOptions) -> ExitCode {
     } else {
         for i in 0..o.socket_count.max(1) {
             let raw = 6 + i as RawFd;
-            let fd = inherit_fd(raw).unwrap_or_else(|| fatal(format!("listen descriptor {raw} is not open")));
+            let fd = inherit_fd(raw)
+                .unwrap_or_else(|| fatal(format!("listen descriptor {raw} is not open")));
             set_nonblocking(&fd);
             listeners.push(fd);
         }
@@ -90,29 +91,22 @@ pub fn master(o: MasterOptions) -> ExitCode {
 
     // chdir, then chroot and privilege drop, as multi_server does.
     if let Err(e) = std::env::set_current_dir(&params.queue_directory) {
-        fatal(format!("chdir(\"{}\"): {e}", params.queue_directory.display()));
+        fatal(format!(
+            "chdir(\"{}\"): {e}",
+            params.queue_directory.display()
+        ));
     }
-    let owner = if o.drop_privileges {
-        Some(params.resolve_mail_owner().unwrap_or_else(|e| fatal(e)))
-    } else {
-        None
-    };
+    // Every Postfix daemon checks mail_owner, with or without -u.
+    let mail_owner = params.resolve_mail_owner().unwrap_or_else(|e| fatal(e));
+    let owner = o.drop_privileges.then_some(mail_owner.clone());
     logging::init_timezone();
     drop_privileges(
         o.chroot.then_some(params.queue_directory.as_path()),
         owner.as_ref(),
     );
 
-    let mut access = access_policy(&params);
-    if access.uids.is_empty() && access.gids.is_empty() {
-        // Default: ourselves, root, and Postfix's own processes.
-        access.uids = vec![nix::unistd::geteuid().as_raw(), 0];
-        if let Some(owner) = &owner {
-            access.uids.push(owner.uid);
-        } else if let Ok(Some(u)) = nix::unistd::User::from_name(&params.mail_owner) {
-            access.uids.push(u.uid.as_raw());
-        }
-    }
+    // Default: ourselves, root, and Postfix's own processes.
+    let access = access_policy(&params, &[mail_owner.uid]);
     serve(
         &params,
         Mode::Master { status, generation },
@@ -127,10 +121,7 @@ pub fn master(o: MasterOptions) -> ExitCode {
 pub fn standalone(o: StandaloneOptions) -> ExitCode {
     let tag = logging::initial_tag(env, &o.process_name);
     let _ = logging::init_standalone(&tag, o.verbose);
-    let dir = o
-        .config_dir
-        .clone()
-        .or_else(|| env("MAIL_CONFIG").map(Into::into));
+    let dir = config::standalone_config_dir(o.config_dir.as_deref(), env);
     let mut cfg = match &dir {
         Some(d) => Config::load(d).unwrap_or_else(|e| fatal(e)),
         None => Config::new(Path::new("/etc/postfix")),
@@ -157,12 +148,8 @@ pub fn standalone(o: StandaloneOptions) -> ExitCode {
             (vec![l], Some(o.listen.clone()))
         }
     };
-    let mut access = access_policy(&params);
-    if access.uids.is_empty() && access.gids.is_empty() {
-        access.uids = vec![nix::unistd::geteuid().as_raw(), 0];
-    }
+    let access = access_policy(&params, &[]);
     logging::init_timezone();
-    notify_systemd_ready();
     serve(
         &params,
         Mode::Standalone { socket_path },
@@ -173,9 +160,16 @@ pub fn standalone(o: StandaloneOptions) -> ExitCode {
     )
 }
 
-fn access_policy(params: &Params) -> AccessPolicy {
+/// `scache_allowed_uids` (empty: our own uid, root and `also`) and
+/// `scache_allowed_gids`.
+fn access_policy(params: &Params, also: &[u32]) -> AccessPolicy {
+    let mut uids = params.scache_allowed_uids.clone();
+    if uids.is_empty() {
+        uids = vec![nix::unistd::geteuid().as_raw(), 0];
+        uids.extend_from_slice(also);
+    }
     AccessPolicy {
-        uids: params.scache_allowed_uids.clone(),
+        uids,
         gids: params.scache_allowed_gids.clone(),
     }
 }
@@ -202,13 +196,20 @@ fn serve(
         max_label_len: params.scache_label_length_limit,
         max_prop_len: params.scache_property_length_limit,
     };
+    // The wire bound on one string: the longer of the two length limits
+    // (an unlimited one still gets the protocol's default bound).
+    let wire_default = scache_proto::attr::Limits::default();
     let longest = params
         .scache_label_length_limit
-        .unwrap_or(usize::MAX)
-        .max(params.scache_property_length_limit.unwrap_or(usize::MAX));
+        .unwrap_or(wire_default.max_value_len)
+        .max(
+            params
+                .scache_property_length_limit
+                .unwrap_or(wire_default.max_value_len),
+        );
     let proto_limits = scache_proto::attr::Limits {
         max_value_len: longest,
-        ..scache_proto::attr::Limits::default()
+        ..wire_default
     };
     let clock = MonoClock::new();
     let cache = scache_core::MultiCache::with_limits(clock, limits);
@@ -217,9 +218,7 @@ fn serve(
         params.connection_cache_ttl_limit,
         params.scache_dead_connection_eviction,
     );
-    log::debug!(
-        "descriptor limit {fd_limit}, session limit {session_limit}, reserve {reserve}"
-    );
+    log::debug!("descriptor limit {fd_limit}, session limit {session_limit}, reserve {reserve}");
     let setup = DaemonSetup {
         mode,
         listeners,
@@ -232,7 +231,13 @@ fn serve(
         access,
         daemon_timeout: Some(params.daemon_timeout),
     };
-    let daemon = Daemon::new(setup, backend, clock).unwrap_or_else(|e| fatal(format!("event loop: {e}")));
+    let standalone = matches!(setup.mode, Mode::Standalone { .. });
+    let daemon =
+        Daemon::new(setup, backend, clock).unwrap_or_else(|e| fatal(format!("event loop: {e}")));
+    if standalone {
+        // Only now are SIGTERM/SIGINT handled and the listeners registered.
+        notify_systemd_ready();
+    }
     daemon.run();
     ExitCode::SUCCESS
 }
@@ -310,10 +315,16 @@ fn bind_socket(path: &Path, mode: u32) -> OwnedFd {
     if let Ok(meta) = std::fs::symlink_metadata(path) {
         use std::os::unix::fs::FileTypeExt;
         if !meta.file_type().is_socket() {
-            fatal(format!("{}: exists and is not a socket; not replacing it", path.display()));
+            fatal(format!(
+                "{}: exists and is not a socket; not replacing it",
+                path.display()
+            ));
         }
         if UnixStream::connect(path).is_ok() {
-            fatal(format!("{}: another daemon is listening there", path.display()));
+            fatal(format!(
+                "{}: another daemon is listening there",
+                path.display()
+            ));
         }
         if let Err(e) = std::fs::remove_file(path) {
             fatal(format!("remove stale socket {}: {e}", path.display()));
@@ -358,7 +369,9 @@ fn systemd_listeners() -> Option<Vec<OwnedFd>> {
 
 /// `Type=notify`: tell systemd we are ready (when `NOTIFY_SOCKET` is set).
 fn notify_systemd_ready() {
-    let Some(path) = env("NOTIFY_SOCKET") else { return };
+    let Some(path) = env("NOTIFY_SOCKET") else {
+        return;
+    };
     let sock = match std::os::unix::net::UnixDatagram::unbound() {
         Ok(s) => s,
         Err(_) => return,

@@ -38,12 +38,28 @@ fn help(name: &str) -> Option<(&'static str, &'static str)> {
         "dest_count" => ("Destination labels with at least one binding", "gauge"),
         "endp_count" => ("Endpoint labels with at least one session", "gauge"),
         "sess_count" => ("Cached sessions (open descriptors held)", "gauge"),
+        "binding_count" => ("Destination-to-endpoint bindings cached", "gauge"),
+        "dest_refreshes" => (
+            "save_dest requests that refreshed an existing binding",
+            "counter",
+        ),
+        "refused_saves" => ("Saves refused (label or property too long)", "counter"),
+        "put_backs" => (
+            "Sessions returned to the cache after a failed hand-over",
+            "counter",
+        ),
+        "unwatched_saves" => (
+            "Sessions cached without dead-peer watching (not pollable)",
+            "counter",
+        ),
         n if n.starts_with("peak_") => ("Largest value seen since start", "gauge"),
         n if n.ends_with("_hits") => ("Lookups that returned a session", "counter"),
         n if n.ends_with("_misses") => ("Lookups that found nothing", "counter"),
         n if n.starts_with("evicted_") => ("Entries evicted, by cause", "counter"),
         n if n.starts_with("expired_") => ("Entries that reached their time to live", "counter"),
-        n if n.starts_with("saves_") || n.starts_with("save_") => ("Save requests stored", "counter"),
+        n if n.starts_with("saves_") || n.starts_with("save_") => {
+            ("Save requests stored", "counter")
+        }
         _ => return None,
     })
 }
@@ -93,7 +109,13 @@ pub fn render(attrs: &[(String, String)], format: StatsFormat) -> String {
 
 fn prom_name(name: &str) -> String {
     name.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -127,19 +149,31 @@ mod tests {
 
     #[test]
     fn table_aligns_names_and_drops_status() {
-        assert_eq!(render(&sample(), StatsFormat::Table), "uptime      12\nsess_count  3\nendp_hits   7\n");
+        assert_eq!(
+            render(&sample(), StatsFormat::Table),
+            "uptime      12\nsess_count  3\nendp_hits   7\n"
+        );
     }
 
     #[test]
     fn json_numbers_stay_numbers() {
-        assert_eq!(render(&sample(), StatsFormat::Json), "{\"uptime\":12,\"sess_count\":3,\"endp_hits\":7}\n");
+        assert_eq!(
+            render(&sample(), StatsFormat::Json),
+            "{\"uptime\":12,\"sess_count\":3,\"endp_hits\":7}\n"
+        );
     }
 
     #[test]
     fn prometheus_has_help_type_and_value() {
         let text = render(&sample(), StatsFormat::Prometheus);
-        assert!(text.contains("# TYPE scache_sess_count gauge\nscache_sess_count 3\n"), "{text}");
-        assert!(text.contains("# TYPE scache_endp_hits counter\nscache_endp_hits 7\n"), "{text}");
+        assert!(
+            text.contains("# TYPE scache_sess_count gauge\nscache_sess_count 3\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE scache_endp_hits counter\nscache_endp_hits 7\n"),
+            "{text}"
+        );
         assert!(!text.contains("status"));
     }
 }

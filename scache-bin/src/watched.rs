@@ -21,7 +21,7 @@ static EPOLL: OnceLock<Epoll> = OnceLock::new();
 pub fn epoll() -> &'static Epoll {
     EPOLL.get_or_init(|| match Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC) {
         Ok(ep) => ep,
-        Err(e) => crate::logging::fatal(&format!("epoll_create: {e}")),
+        Err(e) => crate::logging::fatal(format!("epoll_create: {e}")),
     })
 }
 
@@ -45,7 +45,9 @@ impl WatchedFd {
             return true;
         }
         let flags = EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP;
-        self.watched = epoll().add(self.fd.as_fd(), EpollEvent::new(flags, token)).is_ok();
+        self.watched = epoll()
+            .add(self.fd.as_fd(), EpollEvent::new(flags, token))
+            .is_ok();
         self.watched
     }
 

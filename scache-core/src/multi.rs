@@ -657,6 +657,15 @@ impl<F, C: Clock> MultiCache<F, C> {
         self.resolve(handle).is_some()
     }
 
+    /// The descriptor of the session named by `handle`, still cached (for
+    /// example to peek at what its peer sent before choosing between
+    /// [`EvictionCause::PeerClosed`] and [`EvictionCause::PeerData`]).
+    /// `None` when the handle is stale. Nothing is expired by this call.
+    pub fn session_fd(&self, handle: SessionHandle) -> Option<&F> {
+        let idx = self.resolve(handle)?;
+        Some(&self.sessions[idx as usize].fd)
+    }
+
     /// Removes the session named by `handle` and hands its descriptor and
     /// properties to the caller (who usually drops them, closing the
     /// connection), counting it as evicted for `cause`. `None` when the

@@ -569,12 +569,12 @@ mod tests {
     fn rejected_head_keeps_first_attribute() {
         let limits = Limits {
             max_name_len: 16,
-            max_value_len: 8,
+            max_value_len: 9,
             max_attrs: 4,
         };
         let mut d = Decoder::new(limits);
-        let (_, r) = d.decode(b"request\0find_endp\0label\0123456789\0\0");
-        assert_eq!(r, Some(Err(DecodeError::ValueTooLong { limit: 8 })));
+        let (_, r) = d.decode(b"request\0find_endp\0label\0abcdefghij\0\0");
+        assert_eq!(r, Some(Err(DecodeError::ValueTooLong { limit: 9 })));
         assert_eq!(
             d.rejected_head(),
             Some((&b"request"[..], &b"find_endp"[..]))

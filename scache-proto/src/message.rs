@@ -320,7 +320,7 @@ impl std::error::Error for RequestError<'_> {}
 /// use scache_proto::message::{parse_request, Request, RequestKind};
 ///
 /// let mut decoder = Decoder::new(Limits::default());
-/// let wire = b"request\0save_dest\0ttl\0002\0label\0dest\0property\0p\0label\0endp\0\0";
+/// let wire = b"request\0save_dest\0ttl\x002\0label\0dest\0property\0p\0label\0endp\0\0";
 /// assert!(matches!(decoder.decode(wire), (_, Some(Ok(())))));
 /// let parsed = parse_request(&decoder.message()).unwrap();
 /// assert_eq!(

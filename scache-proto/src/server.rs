@@ -325,22 +325,37 @@ impl<S> ServerConn<S> {
         if let State::Closed(_) = self.state {
             return;
         }
-        let mut data = data;
-        if let Some(fd) = fd {
-            if self.pending.is_empty() && matches!(self.state, State::AwaitFd { .. }) {
-                // The descriptor and its one data byte.
-                let State::AwaitFd { ttl } = std::mem::replace(&mut self.state, State::Request)
-                else {
-                    unreachable!()
-                };
-                let status = backend.save_endp(ttl, &self.save_label, &self.save_prop, fd);
-                message::encode_status(&mut self.out, status);
-                self.requests += 1;
-                data = data.get(1..).unwrap_or(&[]);
-            } else {
-                drop(fd);
-                self.notices.push_back(Notice::UnexpectedDescriptor);
+        let Some(fd) = fd else {
+            self.feed(backend, data);
+            return;
+        };
+        // The descriptor travels with the last byte of what was read:
+        // anything before it was sent before it.
+        let (before, sync) = match data.split_last() {
+            Some((last, before)) => (before, Some(*last)),
+            None => (data, None),
+        };
+        self.feed(backend, before);
+        if self.pending.is_empty() && matches!(self.state, State::AwaitFd { .. }) {
+            let State::AwaitFd { ttl } = std::mem::replace(&mut self.state, State::Request) else {
+                unreachable!("checked above")
+            };
+            let status = backend.save_endp(ttl, &self.save_label, &self.save_prop, fd);
+            message::encode_status(&mut self.out, status);
+            self.requests += 1;
+        } else {
+            drop(fd);
+            self.notices.push_back(Notice::UnexpectedDescriptor);
+            if let Some(b) = sync {
+                self.feed(backend, &[b]);
             }
+        }
+    }
+
+    /// Serves `data`, or keeps it after what is already waiting.
+    fn feed<B: Backend<Session = S>>(&mut self, backend: &mut B, data: &[u8]) {
+        if data.is_empty() {
+            return;
         }
         if self.pending.is_empty() {
             let used = self.process(backend, data);
@@ -453,12 +468,12 @@ impl<S> ServerConn<S> {
     ) {
         self.requests += 1;
         if let Err(e) = result {
-            // Over a limit: the whole message was skipped. Its kind is
-            // unknown once the data is dropped, so answer as for an
-            // unparseable request.
-            message::encode_malformed(&mut self.out, RequestKind::Missing);
+            // Over a limit: the whole message was skipped; answer in the
+            // shape its request name calls for.
+            let kind = message::rejected_kind(&self.decoder);
+            message::encode_malformed(&mut self.out, kind);
             self.notices.push_back(Notice::Malformed {
-                kind: RequestKind::Missing,
+                kind,
                 reason: e.to_string(),
             });
             return;
@@ -538,8 +553,7 @@ impl<S> ServerConn<S> {
 }
 
 fn is_dummy(decoder: &Decoder) -> bool {
-    let msg = decoder.message();
-    msg.len() == 1 && matches!(msg.attr(0), Some((b"dummy", _)))
+    message::is_dummy(&decoder.message())
 }
 
 fn request_kind(request: &Request<'_>) -> RequestKind {

@@ -1,0 +1,252 @@
+//! What ours does that Postfix's daemon does not (issue 5): dead-connection
+//! eviction, live statistics, access control. Started the way master(8)
+//! starts it, or standalone.
+
+mod common;
+
+use std::io::Write;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use scache_proto::harness::TempDir;
+
+fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    f()
+}
+
+#[test]
+fn a_cached_connection_whose_peer_closes_is_evicted_at_once() {
+    let h = start(&ours(), &["connection_cache_ttl_limit=60s"]);
+    let mut peer = Peer::connect(&h);
+    let (cached, far) = session();
+    assert_eq!(peer.save_endp("60", b"e", b"p", cached), b"status\x000\0\0");
+    let with_session = h.fd_count().unwrap();
+    drop(far); // the remote server hangs up
+    assert!(
+        wait_until(Duration::from_secs(2), || h.fd_count().unwrap()
+            < with_session),
+        "the daemon must close the dead session"
+    );
+    let (reply, fd) = peer.find_endp(b"e");
+    assert_eq!(show(&reply), "status\\02\\0property\\0\\0\\0");
+    assert!(fd.is_none());
+}
+
+#[test]
+fn a_cached_connection_whose_peer_says_421_is_evicted_at_once() {
+    let h = start(&ours(), &["connection_cache_ttl_limit=60s"]);
+    let mut peer = Peer::connect(&h);
+    let (cached, far) = session();
+    let (kept, kept_far) = session();
+    let kept_id = identity(&kept);
+    assert_eq!(peer.save_endp("60", b"e", b"p", cached), b"status\x000\0\0");
+    assert_eq!(peer.save_endp("60", b"e", b"p2", kept), b"status\x000\0\0");
+    let before = h.fd_count().unwrap();
+    let mut far = UnixStream::from(far);
+    far.write_all(b"421 4.3.2 Service shutting down\r\n")
+        .unwrap();
+    assert!(wait_until(Duration::from_secs(2), || h.fd_count().unwrap() < before));
+    // The dead one is gone; the healthy one is handed out.
+    let (reply, fd) = peer.find_endp(b"e");
+    assert_eq!(show(&reply), "status\\00\\0property\\0p2\\0\\0");
+    assert_eq!(identity(fd.unwrap()), kept_id);
+    drop(kept_far);
+}
+
+#[test]
+fn eviction_can_be_turned_off() {
+    let h = start(
+        &ours(),
+        &[
+            "connection_cache_ttl_limit=60s",
+            "scache_dead_connection_eviction=no",
+        ],
+    );
+    let mut peer = Peer::connect(&h);
+    let (cached, far) = session();
+    let id = identity(&cached);
+    assert_eq!(peer.save_endp("60", b"e", b"p", cached), b"status\x000\0\0");
+    drop(far);
+    std::thread::sleep(Duration::from_millis(300));
+    let (_, fd) = peer.find_endp(b"e");
+    assert_eq!(identity(fd.expect("kept, as Postfix would")), id);
+}
+
+/// A standalone daemon, killed when dropped (also when a test fails).
+struct Standalone(Child);
+
+impl Drop for Standalone {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts the binary standalone on a socket in `dir`.
+fn standalone(dir: &Path, extra: &[&str]) -> (Standalone, PathBuf) {
+    let sock = dir.join("scache.sock");
+    let mut cmd = Command::new(ours());
+    cmd.arg("--listen")
+        .arg(&sock)
+        .args(extra)
+        .stderr(Stdio::null());
+    let child = Standalone(cmd.spawn().expect("spawn"));
+    assert!(wait_until(Duration::from_secs(5), || sock.exists()));
+    (child, sock)
+}
+
+fn stats(sock: &Path, format: &str) -> (bool, String) {
+    let out = Command::new(ours())
+        .args(["stats", "--socket"])
+        .arg(sock)
+        .args(["--format", format])
+        .output()
+        .expect("run scache stats");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+fn value(table: &str, name: &str) -> Option<u64> {
+    table.lines().find_map(|l| {
+        let mut it = l.split_whitespace();
+        (it.next() == Some(name))
+            .then(|| it.next().and_then(|v| v.parse().ok()))
+            .flatten()
+    })
+}
+
+#[test]
+fn stats_subcommand_reports_what_happened() {
+    let dir = TempDir::new("scache-stats").unwrap();
+    let (mut child, sock) = standalone(dir.path(), &[]);
+    let stream = UnixStream::connect(&sock).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut peer = Peer { sock: stream };
+    assert_eq!(
+        peer.recv_msg().unwrap(),
+        b"protocol\0connection_cache_protocol\0\0"
+    );
+    let mut keep = Vec::new();
+    for _ in 0..3 {
+        let (a, b) = session();
+        keep.push(b);
+        assert_eq!(peer.save_endp("2", b"e", b"p", a), b"status\x000\0\0");
+    }
+    assert_eq!(peer.save_dest("2", b"d", b"dp", b"e"), b"status\x000\0\0");
+    assert_eq!(peer.save_dest("2", b"d", b"dp", b"e"), b"status\x000\0\0"); // refresh
+    assert!(peer.find_endp(b"e").1.is_some());
+    assert!(peer.find_endp(b"nope").1.is_none());
+    assert!(peer.find_dest(b"d").1.is_some());
+    assert!(peer.find_dest(b"nope").1.is_none());
+
+    let (ok, table) = stats(&sock, "table");
+    assert!(ok, "{table}");
+    for (name, want) in [
+        ("saves_endp", 3),
+        ("saves_dest", 2),
+        ("dest_refreshes", 1),
+        ("endp_hits", 1),
+        ("endp_misses", 1),
+        ("dest_hits", 1),
+        ("dest_misses", 1),
+        ("sess_count", 1),
+        ("endp_count", 1),
+        ("dest_count", 1),
+        ("peak_sess_count", 3),
+        ("clients", 2), // the test's peer and the stats query itself
+        ("clients_accepted", 2),
+        ("clients_refused", 0),
+    ] {
+        assert_eq!(value(&table, name), Some(want), "{name} in:\n{table}");
+    }
+    let (_, prom) = stats(&sock, "prometheus");
+    assert!(
+        prom.contains("# TYPE scache_sess_count gauge\nscache_sess_count 1\n"),
+        "{prom}"
+    );
+    assert!(prom.contains("scache_endp_hits 1\n"));
+    let (_, json) = stats(&sock, "json");
+    assert!(
+        json.starts_with('{') && json.contains("\"saves_endp\":3"),
+        "{json}"
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.0.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    assert!(child.0.wait().unwrap().success());
+    assert!(!sock.exists(), "the socket is removed at exit");
+}
+
+#[test]
+fn the_standalone_socket_is_private_by_default() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new("scache-mode").unwrap();
+    let (_child, sock) = standalone(dir.path(), &[]);
+    let mode = std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+}
+
+#[test]
+fn clients_of_other_users_are_refused() {
+    use std::os::unix::process::CommandExt;
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("SKIPPED: needs root to run a client under another uid");
+        return;
+    }
+    let dir = TempDir::new("scache-acl").unwrap();
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let run_as_nobody = |sock: &Path| {
+        Command::new(ours())
+            .args(["stats", "--socket"])
+            .arg(sock)
+            .uid(65534)
+            .gid(65534)
+            .output()
+            .unwrap()
+    };
+    // Default policy: only our own uid and root.
+    let (child, sock) = standalone(dir.path(), &["--socket-mode", "0666"]);
+    let out = run_as_nobody(&sock);
+    assert!(
+        !out.status.success(),
+        "nobody must be refused: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let (ok, table) = stats(&sock, "table");
+    assert!(ok);
+    // Refused twice: the client retries once, as Postfix's does.
+    assert_eq!(value(&table, "clients_refused"), Some(2), "{table}");
+    assert_eq!(value(&table, "sess_count"), Some(0));
+    drop(child);
+    // Allowed explicitly.
+    let (_child, sock) = standalone(
+        dir.path(),
+        &["--socket-mode", "0666", "-o", "scache_allowed_uids=65534"],
+    );
+    let out = run_as_nobody(&sock);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
