@@ -15,6 +15,41 @@
 //! | [`harness`] | starts a daemon the way Postfix's `master(8)` does (tests, benchmarks) |
 //! | [`fuzzing`] | the bodies of the fuzz targets, also replayed by ordinary tests |
 //!
+//! # Linking from a Rust MTA
+//!
+//! [`Client`] talks to a running daemon (Postfix's, or ours started with
+//! `scache --listen PATH`) and implements [`scache_core::ConnectionCache`],
+//! so code written against that trait can use the daemon or an in-process
+//! cache alike. Hand it a finished session instead of sending `QUIT`; take
+//! it back for the next delivery to the same destination:
+//!
+//! ```no_run
+//! use std::net::TcpStream;
+//! use std::os::fd::OwnedFd;
+//! use std::time::Duration;
+//! use scache_core::ConnectionCache;
+//! use scache_proto::Client;
+//!
+//! let endpoint = b"smtp\n192.0.2.1\n25\n";
+//! let mut cache = Client::new("/run/scache/scache.sock");
+//! let session = TcpStream::connect("192.0.2.1:25")?;
+//! // ... deliver a message over `session` ...
+//! cache.save_endp(Duration::from_secs(2), endpoint, b"", OwnedFd::from(session))?;
+//! cache.save_dest(Duration::from_secs(2), b"smtp\nexample.com\n25\n", b"", endpoint)?;
+//!
+//! // Next delivery to example.com: reuse the session if one is cached.
+//! if let Some(found) = cache.find_dest(b"smtp\nexample.com\n25\n")? {
+//!     let session = TcpStream::from(found.fd); // the same TCP connection
+//!     # drop(session);
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! `examples/reuse_smtp.rs` runs this against a local test SMTP server and
+//! shows that the connection that comes back is the one that was saved.
+//!
+//! # Decoding
+//!
 //! A request from bytes to a typed value:
 //!
 //! ```
