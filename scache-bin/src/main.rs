@@ -25,9 +25,25 @@ fn main() -> ExitCode {
     } else {
         args
     };
+    let master_style = args
+        .get(1)
+        .is_some_and(|a| !a.to_string_lossy().starts_with("--") && a != "stats");
     let command = match options::parse(args) {
         Ok(c) => c,
-        Err(e) => logging::fatal(e),
+        Err(e) => {
+            if master_style {
+                // Under master(8) the error belongs in the mail log, as
+                // Postfix's daemons put it there.
+                let env = |k: &str| std::env::var_os(k);
+                let _ = logging::init_master(logging::LogSettings {
+                    tag: logging::initial_tag(env, &program),
+                    destination: logging::Destination::from_env(env),
+                    stderr: true,
+                    verbose: 0,
+                });
+            }
+            logging::fatal(e)
+        }
     };
     match command {
         Command::Help => {
