@@ -133,7 +133,8 @@ fn fatal_run(
 /// daemons.
 #[test]
 fn bad_parameters_are_fatal_with_postfix_messages() {
-    let cases: &[(&[(&str, &str)], &[&str], &str)] = &[
+    type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str], &'a str);
+    let cases: &[Case] = &[
         (
             &[],
             &["-o", "max_idle=2x"],
