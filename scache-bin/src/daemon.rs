@@ -135,6 +135,8 @@ pub struct Daemon {
     base_fds: usize,
     heartbeat: Arc<AtomicU64>,
     exit: Option<ExitCause>,
+    /// Our pid, for status records (read once: no getpid per request).
+    pid: i32,
 }
 
 impl Daemon {
@@ -187,6 +189,7 @@ impl Daemon {
             base_fds: 0,
             heartbeat,
             exit: None,
+            pid: std::process::id() as i32,
         };
         daemon.base_fds = count_open_fds().unwrap_or(16);
         if let Some(sock) = daemon.setup.stdin_client.take() {
@@ -264,7 +267,7 @@ impl Daemon {
             return true;
         };
         let mut rec = [0u8; 12];
-        rec[0..4].copy_from_slice(&(std::process::id() as i32).to_ne_bytes());
+        rec[0..4].copy_from_slice(&self.pid.to_ne_bytes());
         rec[4..8].copy_from_slice(&generation.to_ne_bytes());
         rec[8..12].copy_from_slice(&i32::from(available).to_ne_bytes());
         matches!(nix::unistd::write(status, &rec), Ok(12))
@@ -484,12 +487,14 @@ impl Daemon {
                         );
                         r.fd = None;
                     }
+                    // A short read drained the socket (or stopped at a
+                    // descriptor, after which epoll reports the rest): only
+                    // a full buffer calls for another read now.
                     let full = r.len == self.rbuf.len();
-                    let had_fd = r.fd.is_some();
                     client
                         .conn
                         .on_input(&mut self.backend, &self.rbuf[..r.len], r.fd);
-                    if !(full || had_fd) {
+                    if !full {
                         return;
                     }
                 }
