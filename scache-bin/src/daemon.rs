@@ -137,6 +137,10 @@ pub struct Daemon {
     exit: Option<ExitCause>,
     /// Our pid, for status records (read once: no getpid per request).
     pid: i32,
+    /// Clients with a progress deadline (in mid-exchange).
+    clients_in_exchange: usize,
+    /// When clients are next checked against their deadlines.
+    next_sweep: Instant,
 }
 
 impl Daemon {
@@ -190,6 +194,8 @@ impl Daemon {
             heartbeat,
             exit: None,
             pid: std::process::id() as i32,
+            clients_in_exchange: 0,
+            next_sweep: now,
         };
         daemon.base_fds = count_open_fds().unwrap_or(16);
         if let Some(sock) = daemon.setup.stdin_client.take() {
@@ -284,7 +290,9 @@ impl Daemon {
         consider(self.backend.next_deadline());
         consider(self.idle_deadline());
         consider(self.listeners_paused_until);
-        consider(self.earliest_client_deadline());
+        if self.clients_in_exchange > 0 {
+            consider(Some(self.next_sweep));
+        }
         if let Some(limit) = self.setup.daemon_timeout {
             // Keep the watchdog fed even when idle.
             consider(Some(now.saturating_add(limit / 3)));
@@ -306,9 +314,11 @@ impl Daemon {
         }
     }
 
-    fn earliest_client_deadline(&self) -> Option<Instant> {
-        // Clients in mid-exchange are few; the common case is none.
-        self.clients.iter().filter_map(|(_, c)| c.deadline).min()
+    /// How often clients in mid-exchange are checked against their
+    /// `ipc_timeout` deadline: one pass over the clients per interval, not
+    /// per event-loop turn (a deadline is met within this much).
+    fn sweep_interval(&self) -> Duration {
+        (self.setup.ipc_timeout / 4).clamp(Duration::from_millis(10), Duration::from_secs(1))
     }
 
     fn timers(&mut self) {
@@ -330,23 +340,22 @@ impl Daemon {
                 self.set_listeners(true);
             }
         }
-        if self
-            .clients
-            .iter()
-            .any(|(_, c)| c.deadline.is_some_and(|d| now >= d))
-        {
-            let late: Vec<usize> = self
-                .clients
-                .iter()
-                .filter(|(_, c)| c.deadline.is_some_and(|d| now >= d))
-                .map(|(i, _)| i)
-                .collect();
-            for i in late {
-                log::warn!(
-                    "timeout on client connection after {}s",
-                    self.setup.ipc_timeout.as_secs()
-                );
-                self.close_client(i, CloseReason::ProtocolViolation("timeout".into()));
+        if now >= self.next_sweep {
+            self.next_sweep = now.saturating_add(self.sweep_interval());
+            if self.clients_in_exchange > 0 {
+                let late: Vec<usize> = self
+                    .clients
+                    .iter()
+                    .filter(|(_, c)| c.deadline.is_some_and(|d| now >= d))
+                    .map(|(i, _)| i)
+                    .collect();
+                for i in late {
+                    log::warn!(
+                        "timeout on client connection after {}s",
+                        self.setup.ipc_timeout.as_secs()
+                    );
+                    self.close_client(i, CloseReason::ProtocolViolation("timeout".into()));
+                }
             }
         }
     }
@@ -593,11 +602,17 @@ impl Daemon {
                 client.interest = want;
             }
         }
+        let had_deadline = client.deadline.is_some();
         client.deadline = if client.conn.is_idle() {
             None
         } else {
             Some(now.saturating_add(ipc_timeout))
         };
+        match (had_deadline, client.deadline.is_some()) {
+            (false, true) => self.clients_in_exchange += 1,
+            (true, false) => self.clients_in_exchange -= 1,
+            _ => {}
+        }
     }
 
     fn close_client(&mut self, idx: usize, why: CloseReason) {
@@ -605,6 +620,9 @@ impl Daemon {
             return;
         }
         let mut client = self.clients.remove(idx);
+        if client.deadline.is_some() {
+            self.clients_in_exchange -= 1;
+        }
         client.conn.on_close(&mut self.backend, why);
         while let Some(notice) = client.conn.take_notice() {
             log_notice(&notice);

@@ -223,3 +223,35 @@ fn sigterm_logs_statistics_and_closes_sessions() {
     let mut b = [0u8; 1];
     assert_eq!(std::io::Read::read(&mut far, &mut b).unwrap(), 0);
 }
+
+/// A client that stops in mid-request delays only itself and is dropped
+/// after `ipc_timeout`; an idle client (between requests) is kept.
+#[test]
+fn a_stalled_client_is_dropped_after_ipc_timeout() {
+    let h = HarnessBuilder::new(ours())
+        .arg("-o")
+        .arg("ipc_timeout=1s")
+        .spawn()
+        .unwrap();
+    let mut stalled = Peer::connect(&h);
+    stalled.send(b"request\0find_endp\0lab");
+    let mut idle = find_miss(&h);
+    let t0 = Instant::now();
+    assert!(
+        stalled.is_closed(),
+        "the stalled client must be disconnected"
+    );
+    let waited = t0.elapsed();
+    assert!(
+        waited >= Duration::from_millis(700) && waited < Duration::from_secs(4),
+        "{waited:?}"
+    );
+    assert!(
+        h.wait_for_log("warning: timeout on client connection", T),
+        "{}",
+        dump(&h)
+    );
+    // The idle one is still served.
+    let reply = idle.ask(&req(&[b"request", b"find_endp", b"label", b"x"]));
+    assert_eq!(show(&reply), "status\\02\\0property\\0\\0\\0");
+}
