@@ -69,7 +69,13 @@ pub fn master(o: MasterOptions) -> ExitCode {
     log::debug!("process generation: {g} ({g:o})", g = generation);
 
     // Inherited descriptors: 5 = status, 6.. = listeners (or stdin with -S).
-    let status = inherit_fd(5).unwrap_or_else(|| fatal("master status descriptor 5 is not open"));
+    // -S (one client on standard input) works without master's status
+    // socket too.
+    let status = match inherit_fd(5) {
+        Some(fd) => Some(fd),
+        None if o.stdin_stream => None,
+        None => fatal("master status descriptor 5 is not open"),
+    };
     let mut listeners = Vec::new();
     let mut stdin_client = None;
     if o.stdin_stream {
@@ -107,9 +113,13 @@ pub fn master(o: MasterOptions) -> ExitCode {
 
     // Default: ourselves, root, and Postfix's own processes.
     let access = access_policy(&params, &[mail_owner.uid]);
+    let mode = match status {
+        Some(status) => Mode::Master { status, generation },
+        None => Mode::Standalone { socket_path: None },
+    };
     serve(
         &params,
-        Mode::Master { status, generation },
+        mode,
         listeners,
         stdin_client,
         Some(params.max_idle),
