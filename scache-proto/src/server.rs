@@ -241,7 +241,7 @@ impl<S> ServerConn<S> {
 
     /// Marks `n` bytes of [`ServerConn::output`] as written.
     pub fn consume_output(&mut self, n: usize) {
-        self.out_start = (self.out_start + n).min(self.out.len());
+        self.out_start = self.out_start.saturating_add(n).min(self.out.len());
         if self.out_start == self.out.len() {
             self.out.clear();
             self.out_start = 0;
@@ -253,8 +253,14 @@ impl<S> ServerConn<S> {
     pub fn wants_input(&self) -> bool {
         match self.state {
             State::SendFd(_) | State::Closed(_) => false,
-            _ => self.output().len() < self.high_water,
+            // Input kept back must be served (by `resume`) before more is
+            // read, or a fast writer that reads slowly grows it unbounded.
+            _ => self.pending.is_empty() && self.below_high_water(),
         }
+    }
+
+    fn below_high_water(&self) -> bool {
+        self.output().len() < self.high_water
     }
 
     /// The session whose descriptor the driver must send now, after
@@ -285,12 +291,10 @@ impl<S> ServerConn<S> {
 
     /// Sending the descriptor failed: the session goes back into the cache
     /// and the connection is closed.
+    /// Does nothing unless a descriptor was due.
     pub fn fd_send_failed<B: Backend<Session = S>>(&mut self, backend: &mut B) {
-        if let State::SendFd(s) =
-            std::mem::replace(&mut self.state, State::Closed(CloseReason::SendFailed))
-        {
-            backend.put_back(s);
-            self.notices.push_back(Notice::SessionPutBack);
+        if matches!(self.state, State::SendFd(_)) {
+            self.on_close(backend, CloseReason::SendFailed);
         }
     }
 
@@ -371,7 +375,14 @@ impl<S> ServerConn<S> {
     /// Serves input that was kept back while output was over its high-water
     /// mark; call after output was written.
     pub fn resume<B: Backend<Session = S>>(&mut self, backend: &mut B) {
-        if self.wants_input() {
+        let ready = matches!(
+            self.state,
+            State::Request
+                | State::AwaitFd { .. }
+                | State::AwaitDummyBeforeFd(_)
+                | State::AwaitDummyAfterFd
+        );
+        if ready && self.below_high_water() {
             self.drain_pending(backend);
         }
     }

@@ -9,7 +9,7 @@ use std::fs;
 use std::path::PathBuf;
 
 use scache_proto::attr::{put_attr, put_end};
-use scache_proto::fuzzing::TARGETS;
+use scache_proto::fuzzing::{ServerScript, TARGETS};
 
 fn corpus_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -57,6 +57,25 @@ fn every_corpus_directory_has_a_target() {
             "fuzz/corpus/{name} has no target in scache_proto::fuzzing::TARGETS"
         );
     }
+}
+
+/// `server_exchange`'s shortest failing input so far: with a high-water
+/// mark of 1 byte, the client reads all output, then sends two empty
+/// messages (`\0\0`) in one read, three times over, and the driver never
+/// calls `resume()`; as `wants_input()` stays true, the input kept back
+/// grows by one byte per read, without bound. Un-ignore once
+/// `ServerConn` keeps at most one read.
+#[test]
+fn server_exchange_keeps_at_most_one_read() {
+    let mut s = ServerScript::new(cfg(0, 1, 0), opts(false, 0));
+    for _ in 0..3 {
+        s.consume_all(0).feed(0, b"\0\0");
+    }
+    assert_eq!(
+        s.bytes(),
+        [4, 0, 4, 0, 2, 0, 0, 4, 0, 2, 0, 0, 4, 0, 2, 0, 0]
+    );
+    scache_proto::fuzzing::server_exchange(s.bytes());
 }
 
 fn m(attrs: &[(&[u8], &[u8])]) -> Vec<u8> {
@@ -311,6 +330,418 @@ fn replies() -> Vec<(&'static str, Vec<u8>)> {
     v
 }
 
+/// `server_exchange` configuration byte: decoder limits (0-3), high-water
+/// mark (index 0-7), cache limits (0-7).
+fn cfg(attr: u8, high_water: u8, cache: u8) -> u8 {
+    attr | (high_water << 2) | (cache << 5)
+}
+
+/// `server_exchange` options byte: two connections, TTL cap (index 0-7).
+fn opts(two: bool, ttl_cap: u8) -> u8 {
+    u8::from(two) | (ttl_cap << 1)
+}
+
+fn save_endp_req(ttl: &[u8], endp: &[u8], prop: &[u8]) -> Vec<u8> {
+    m(&[
+        (b"request", b"save_endp"),
+        (b"ttl", ttl),
+        (b"label", endp),
+        (b"property", prop),
+    ])
+}
+
+fn find_endp_req(endp: &[u8]) -> Vec<u8> {
+    m(&[(b"request", b"find_endp"), (b"label", endp)])
+}
+
+fn save_dest_req(ttl: &[u8], dest: &[u8], prop: &[u8], endp: &[u8]) -> Vec<u8> {
+    m(&[
+        (b"request", b"save_dest"),
+        (b"ttl", ttl),
+        (b"label", dest),
+        (b"property", prop),
+        (b"label", endp),
+    ])
+}
+
+fn find_dest_req(dest: &[u8]) -> Vec<u8> {
+    m(&[(b"request", b"find_dest"), (b"label", dest)])
+}
+
+fn dummy() -> Vec<u8> {
+    m(&[(b"dummy", b"")])
+}
+
+fn stats_req() -> Vec<u8> {
+    m(&[(b"request", b"stats")])
+}
+
+/// A connection (greeting read) saves one session under `endp`.
+fn save(s: &mut ServerScript, conn: usize, ttl: &[u8], endp: &[u8], prop: &[u8]) {
+    s.pump(conn)
+        .feed(conn, &save_endp_req(ttl, endp, prop))
+        .pump(conn)
+        .feed_fd(conn, b"\0")
+        .pump(conn);
+}
+
+/// A full `find_*` exchange: request, reply, dummy, descriptor, dummy.
+fn find(s: &mut ServerScript, conn: usize, request: &[u8]) {
+    s.feed(conn, request)
+        .pump(conn)
+        .feed(conn, &dummy())
+        .pump(conn)
+        .feed(conn, &dummy())
+        .pump(conn);
+}
+
+/// Client event sequences for `server_exchange`.
+fn server_scripts() -> Vec<(String, Vec<u8>)> {
+    let mut v: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut add = |name: &str, s: &ServerScript| v.push((name.to_string(), s.bytes().to_vec()));
+    let e = ENDP;
+    let d = DEST;
+    let short_e: &[u8] = b"e1";
+    let short_d: &[u8] = b"d1";
+
+    // The four exchanges, under a few configurations: default; high-water
+    // mark 1 (every reply waits); mark 38 with small cache limits; small
+    // decoder limits (short labels only).
+    let configs: [(&str, u8, &[u8], &[u8]); 4] = [
+        ("default", cfg(0, 0, 0), e, d),
+        ("hw1", cfg(0, 1, 0), e, d),
+        ("hw38_limits", cfg(1, 3, 5), short_e, short_d),
+        ("tiny_decoder", cfg(3, 2, 0), short_e, short_d),
+    ];
+    for (tag, config, e, d) in configs {
+        let mut s = ServerScript::new(config, opts(false, 0));
+        save(&mut s, 0, b"2", e, b"p");
+        find(&mut s, 0, &find_endp_req(e));
+        add(&format!("save_find_endp-{tag}"), &s);
+
+        let mut s = ServerScript::new(config, opts(false, 0));
+        save(&mut s, 0, b"300", e, b"p");
+        s.feed(0, &save_dest_req(b"300", d, b"dp", e)).pump(0);
+        find(&mut s, 0, &find_dest_req(d));
+        s.feed(0, &find_dest_req(d)).pump(0); // miss
+        add(&format!("save_find_dest-{tag}"), &s);
+
+        let mut s = ServerScript::new(config, opts(false, 0));
+        s.pump(0);
+        let mut all = Vec::new();
+        all.extend(save_dest_req(b"5", d, b"", e));
+        all.extend(find_endp_req(e));
+        all.extend(find_dest_req(d));
+        all.extend(stats_req());
+        all.extend(save_endp_req(b"5", e, b""));
+        s.feed(0, &all).pump(0).feed_fd(0, b"\0").pump(0);
+        add(&format!("pipelined-{tag}"), &s);
+    }
+
+    // Pipelined: the find, both dummies and the next request in one read.
+    let mut s = ServerScript::new(cfg(0, 0, 0), opts(false, 0));
+    save(&mut s, 0, b"2", e, ENDP_PROP);
+    let mut all = find_endp_req(e);
+    all.extend(dummy());
+    all.extend(dummy());
+    all.extend(find_endp_req(e));
+    all.extend(stats_req());
+    s.feed(0, &all).pump(0);
+    add("find_dummies_pipelined", &s);
+
+    // The save request and its descriptor in one read.
+    let mut s = ServerScript::new(cfg(0, 0, 0), opts(false, 0));
+    let mut all = save_endp_req(b"2", e, b"p");
+    all.push(0);
+    s.pump(0).feed_fd(0, &all).pump(0);
+    find(&mut s, 0, &find_endp_req(e));
+    add("save_with_fd_in_one_read", &s);
+
+    // Requests split in pieces of 1 and 3 bytes.
+    for piece in [1, 3] {
+        let mut s = ServerScript::new(cfg(0, 0, 0), opts(false, 0));
+        s.pump(0)
+            .feed_split(0, &save_endp_req(b"2", e, ENDP_PROP), piece)
+            .pump(0)
+            .feed_fd(0, b"\0")
+            .feed_split(0, &save_dest_req(b"9", d, DEST_PROP, e), piece)
+            .pump(0)
+            .feed_split(0, &find_dest_req(d), piece)
+            .pump(0)
+            .feed_split(0, &dummy(), piece)
+            .pump(0)
+            .feed_split(0, &dummy(), piece)
+            .pump(0);
+        add(&format!("split_{piece}"), &s);
+    }
+
+    // Closes at each phase of the exchanges.
+    let mut s = ServerScript::new(cfg(0, 0, 0), opts(false, 0));
+    s.pump(0)
+        .feed(0, &save_endp_req(b"2", e, b"p")[..20])
+        .close(0);
+    add("close_mid_request", &s);
+    let mut s = ServerScript::new(cfg(0, 0, 0), opts(false, 0));
+    s.pump(0)
+        .feed(0, &save_endp_req(b"2", e, b"p"))
+        .pump(0)
+        .close(0);
+    add("close_awaiting_fd", &s);
+    let mut s = ServerScript::new(cfg(0, 0, 0), opts(false, 0));
+    save(&mut s, 0, b"2", e, b"p");
+    s.feed(0, &find_endp_req(e)).close(0);
+    add("close_before_reply_read", &s);
+    let mut s = ServerScript::new(cfg(0, 0, 0), opts(false, 0));
+    save(&mut s, 0, b"2", e, b"p");
+    s.feed(0, &find_endp_req(e))
+        .pump(0)
+        .feed(0, &dummy())
+        .close(0);
+    add("close_when_fd_due", &s);
+    let mut s = ServerScript::new(cfg(0, 0, 0), opts(false, 0));
+    save(&mut s, 0, b"2", e, b"p");
+    s.feed(0, &find_endp_req(e))
+        .pump(0)
+        .feed(0, &dummy())
+        .consume_all(0)
+        .fd_sent(0)
+        .close(0);
+    add("close_after_fd_sent", &s);
+    let mut s = ServerScript::new(cfg(0, 0, 0), opts(false, 0));
+    save(&mut s, 0, b"2", e, b"p");
+    s.feed(0, &find_endp_req(e))
+        .pump(0)
+        .feed(0, &dummy())
+        .consume_all(0)
+        .fd_send_failed(0);
+    add("fd_send_failed", &s);
+
+    // Protocol violations around the descriptor.
+    let mut s = ServerScript::new(cfg(0, 0, 0), opts(false, 0));
+    s.pump(0)
+        .feed(0, &save_endp_req(b"2", e, b"p"))
+        .pump(0)
+        .feed(0, b"\0")
+        .pump(0)
+        .feed(0, &save_endp_req(b"2", e, b"p"))
+        .pump(0)
+        .feed(0, &find_endp_req(e))
+        .pump(0);
+    add("no_descriptor", &s);
+    let mut s = ServerScript::new(cfg(0, 0, 0), opts(false, 0));
+    save(&mut s, 0, b"2", e, b"p");
+    s.feed(0, &find_endp_req(e))
+        .pump(0)
+        .feed(0, &stats_req())
+        .pump(0);
+    add("request_instead_of_dummy", &s);
+    let mut s = ServerScript::new(cfg(0, 0, 0), opts(false, 0));
+    save(&mut s, 0, b"2", e, b"p");
+    s.feed(0, &find_endp_req(e))
+        .pump(0)
+        .feed(0, &dummy())
+        .pump(0)
+        .feed(0, &find_endp_req(e))
+        .pump(0);
+    add("request_instead_of_last_dummy", &s);
+    let mut s = ServerScript::new(cfg(0, 0, 0), opts(false, 0));
+    save(&mut s, 0, b"2", e, b"p");
+    s.feed(0, &find_endp_req(e))
+        .pump(0)
+        .feed(0, &m(&[(b"dummy", b"x"), (b"extra", b"y")]))
+        .pump(0)
+        .feed(0, &dummy())
+        .pump(0);
+    add("dummy_with_extras", &s);
+    let mut s = ServerScript::new(cfg(0, 0, 0), opts(false, 0));
+    s.pump(0)
+        .feed_fd(0, b"")
+        .feed_fd(0, &stats_req())
+        .pump(0)
+        .feed_fd(0, b"\0")
+        .pump(0);
+    add("unexpected_descriptors", &s);
+    let mut s = ServerScript::new(cfg(0, 0, 0), opts(false, 0));
+    save(&mut s, 0, b"2", e, b"p");
+    s.feed(0, &find_endp_req(e))
+        .pump(0)
+        .feed_fd(0, &dummy())
+        .pump(0);
+    add("descriptor_with_dummy", &s);
+
+    // Garbage, NUL floods, oversized strings.
+    let all: Vec<u8> = (0..=255u8).cycle().take(4096).collect();
+    let mut s = ServerScript::new(cfg(0, 0, 0), opts(false, 0));
+    s.pump(0)
+        .feed(0, &all)
+        .pump(0)
+        .feed(0, &stats_req())
+        .pump(0);
+    add("garbage", &s);
+    let mut s = ServerScript::new(cfg(0, 0, 0), opts(false, 0));
+    s.pump(0).feed(0, &[0u8; 4096]).pump(0);
+    add("nul_flood", &s);
+    let mut s = ServerScript::new(cfg(0, 2, 0), opts(false, 0));
+    s.pump(0)
+        .feed(0, &[0u8; 200])
+        .consume(0, 7)
+        .resume(0)
+        .consume(0, 100)
+        .resume(0)
+        .pump(0);
+    add("nul_flood_hw10", &s);
+    let mut s = ServerScript::new(cfg(0, 0, 0), opts(false, 0));
+    s.pump(0)
+        .feed(0, &find_endp_req(&vec![b'v'; 70_000]))
+        .pump(0)
+        .feed(
+            0,
+            &m(&[(&vec![b'n'; 300][..], b"v"), (b"request", b"stats")]),
+        )
+        .pump(0);
+    add("oversized_strings", &s);
+    let many: Vec<(&[u8], &[u8])> = (0..40).map(|_| (&b"a"[..], &b"b"[..])).collect();
+    let mut s = ServerScript::new(cfg(0, 0, 0), opts(false, 0));
+    let mut all = m(&many);
+    all.extend(find_dest_req(d));
+    s.pump(0).feed(0, &all).pump(0);
+    add("too_many_attrs_then_request", &s);
+    let mut s = ServerScript::new(cfg(0, 0, 0), opts(false, 0));
+    s.pump(0)
+        .feed(0, &save_endp_req(b"0", e, b""))
+        .feed(0, &save_endp_req(b"-1", e, b""))
+        .feed(0, &m(&[(b"request", b"save_endp"), (b"ttl", b"1")]))
+        .feed(0, &m(&[(b"request", b"flush")]))
+        .feed(0, &m(&[(b"label", e), (b"request", b"find_endp")]))
+        .pump(0);
+    add("malformed_requests", &s);
+    let mut s = ServerScript::new(cfg(0, 0, 0), opts(false, 0));
+    let big = vec![b'p'; 60_000];
+    save(&mut s, 0, b"60", e, &big);
+    s.feed(0, &save_dest_req(b"60", d, &big, e)).pump(0);
+    find(&mut s, 0, &find_dest_req(d));
+    add("big_properties", &s);
+
+    // Slow readers: a small high-water mark, output read in pieces.
+    let mut s = ServerScript::new(cfg(0, 2, 0), opts(false, 0));
+    let mut all = Vec::new();
+    for _ in 0..20 {
+        all.extend(stats_req());
+        all.extend(find_endp_req(e));
+    }
+    s.pump(0);
+    s.feed(0, &all);
+    for _ in 0..40 {
+        s.consume(0, 50).resume(0);
+    }
+    s.pump(0);
+    add("slow_reader", &s);
+    let mut s = ServerScript::new(cfg(0, 3, 0), opts(false, 0));
+    save(&mut s, 0, b"2", e, b"p");
+    let mut all = find_endp_req(e);
+    all.extend(dummy());
+    all.extend(dummy());
+    all.extend(save_endp_req(b"2", e, b"p"));
+    s.feed(0, &all);
+    for _ in 0..6 {
+        s.consume(0, 13).fd_sent(0).resume(0);
+    }
+    s.feed_fd(0, b"\0").pump(0);
+    add("slow_reader_handover", &s);
+
+    // Time: sessions that expire in the cache and while handed over.
+    let mut s = ServerScript::new(cfg(0, 0, 0), opts(false, 0));
+    save(&mut s, 0, b"1", e, b"p");
+    s.feed(0, &find_endp_req(e))
+        .pump(0)
+        .advance(40)
+        .close(0)
+        .reconnect(0)
+        .pump(0)
+        .feed(0, &find_endp_req(e))
+        .pump(0);
+    add("expires_while_handed_over", &s);
+    let mut s = ServerScript::new(cfg(0, 0, 0), opts(false, 1));
+    save(&mut s, 0, b"300", e, b"p");
+    s.feed(0, &save_dest_req(b"300", d, b"", e)).pump(0);
+    // Capped to 1 s: found at 0.95 s, put back, expired at 1.05 s.
+    s.advance(19).feed(0, &find_dest_req(d)).pump(0).close(0);
+    s.reconnect(0).pump(0).advance(2).expire();
+    s.feed(0, &find_dest_req(d)).pump(0);
+    s.feed(0, &stats_req()).pump(0);
+    add("ttl_cap_expiry", &s);
+    let mut s = ServerScript::new(cfg(0, 0, 0), opts(false, 0));
+    save(&mut s, 0, b"5", e, b"p");
+    save(&mut s, 0, b"5", e, b"q");
+    s.evict(0).evict(1).feed(0, &find_endp_req(e)).pump(0);
+    add("evictions_by_caller", &s);
+
+    // Cache limits: evictions on save and on put-back.
+    let mut s = ServerScript::new(cfg(0, 0, 1), opts(false, 0));
+    for (i, ttl) in [b"5", b"3", b"9", b"1"].iter().enumerate() {
+        save(&mut s, 0, *ttl, format!("e{i}").as_bytes(), b"p");
+    }
+    s.feed(0, &stats_req()).pump(0);
+    add("session_limit", &s);
+    let mut s = ServerScript::new(cfg(0, 0, 3), opts(true, 0));
+    save(&mut s, 0, b"9", b"e1", b"p");
+    s.pump(1).feed(1, &find_endp_req(b"e1")).pump(1);
+    save(&mut s, 0, b"9", b"e2", b"p");
+    save(&mut s, 0, b"9", b"e3", b"p");
+    s.close(1).feed(0, &stats_req()).pump(0);
+    add("label_limit_put_back", &s);
+    let mut s = ServerScript::new(cfg(0, 0, 4), opts(false, 0));
+    save(&mut s, 0, b"9", b"a label too long", b"p");
+    save(&mut s, 0, b"9", b"e", b"a property too long");
+    s.feed(0, &save_dest_req(b"9", b"a long destination", b"", b"e"))
+        .pump(0);
+    add("refused_saves", &s);
+
+    // Two connections sharing the cache.
+    let mut s = ServerScript::new(cfg(0, 0, 0), opts(true, 0));
+    save(&mut s, 0, b"60", e, b"p");
+    s.pump(1)
+        .feed(1, &find_endp_req(e))
+        .pump(1)
+        .feed(0, &find_endp_req(e))
+        .pump(0)
+        .close(1)
+        .feed(0, &find_endp_req(e))
+        .pump(0)
+        .feed(0, &dummy())
+        .pump(0)
+        .feed(0, &dummy())
+        .pump(0);
+    add("two_connections", &s);
+    let mut s = ServerScript::new(cfg(1, 4, 2), opts(true, 0));
+    save(&mut s, 0, b"60", b"e", b"p");
+    s.pump(1);
+    save(&mut s, 1, b"60", b"e", b"q");
+    s.feed(0, &save_dest_req(b"60", b"d", b"x", b"e"))
+        .feed(1, &find_dest_req(b"d"))
+        .pump(1)
+        .feed(1, &dummy())
+        .pump(1)
+        .reconnect(1)
+        .pump(1)
+        .feed(1, &find_dest_req(b"d"))
+        .pump(1)
+        .feed(0, &find_endp_req(b"e"))
+        .pump(0);
+    add("two_connections_limits", &s);
+
+    // The whole rest of the input in one read.
+    let mut s = ServerScript::new(cfg(0, 0, 0), opts(false, 0));
+    let mut all = Vec::new();
+    for _ in 0..8 {
+        all.extend(save_dest_req(b"5", d, b"", e));
+        all.extend(find_dest_req(d));
+    }
+    s.pump(0).feed_rest(0, &all);
+    add("feed_rest", &s);
+    v
+}
+
 #[test]
 #[ignore = "writes the seed files into fuzz/corpus"]
 fn write_seeds() {
@@ -351,5 +782,8 @@ fn write_seeds() {
                 &input,
             );
         }
+    }
+    for (name, data) in server_scripts() {
+        write("server_exchange", format!("seed-{name}"), &data);
     }
 }
