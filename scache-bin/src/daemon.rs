@@ -105,6 +105,8 @@ struct Client {
     /// When the client must next make progress (only while mid-exchange).
     deadline: Option<Instant>,
     interest: EpollFlags,
+    /// Requests already reported to master as a busy cycle.
+    reported: u64,
 }
 
 /// Why the loop ended.
@@ -141,6 +143,8 @@ pub struct Daemon {
     clients_in_exchange: usize,
     /// When clients are next checked against their deadlines.
     next_sweep: Instant,
+    /// Set while serving a client event when a request was answered.
+    served_in_turn: bool,
 }
 
 impl Daemon {
@@ -196,6 +200,7 @@ impl Daemon {
             pid: std::process::id() as i32,
             clients_in_exchange: 0,
             next_sweep: now,
+            served_in_turn: false,
         };
         daemon.base_fds = count_open_fds().unwrap_or(16);
         if let Some(sock) = daemon.setup.stdin_client.take() {
@@ -228,7 +233,7 @@ impl Daemon {
             Err(Errno::EINTR) => 0,
             Err(e) => crate::logging::fatal(format!("epoll_wait: {e}")),
         };
-        let mut busy = false;
+        let mut served = false;
         for i in 0..n {
             let ev = self.events[i];
             let data = ev.data();
@@ -239,13 +244,7 @@ impl Daemon {
             }
             let value = (data & ((1 << KIND_SHIFT) - 1)) as usize;
             match data >> KIND_SHIFT {
-                KIND_CLIENT => {
-                    if !busy {
-                        busy = true;
-                        self.report_status(false);
-                    }
-                    self.client_event(value, ev.events());
-                }
+                KIND_CLIENT => served |= self.client_event(value, ev.events()),
                 KIND_LISTENER => self.accept_clients(value),
                 KIND_STATUS => {
                     log::debug!("master disconnect -- exiting");
@@ -259,24 +258,30 @@ impl Daemon {
                 _ => {}
             }
         }
-        if busy && !self.report_status(true) && self.exit.is_none() {
+        if served && !self.report_busy_cycle() && self.exit.is_none() {
             // master(8) is gone: exit as Postfix daemons do.
             self.exit = Some(ExitCause::MasterGone);
         }
         self.timers();
     }
 
-    /// Writes one 12-byte status record (master mode). Returns false when
-    /// the write failed.
-    fn report_status(&mut self, available: bool) -> bool {
+    /// Tells master (master mode) that requests were served: a TAKEN and
+    /// an AVAIL record (12 bytes each: pid, generation, state), as Postfix's
+    /// daemons write around each request. Both go in one write on the
+    /// stream socket (master reads them one record at a time), once per
+    /// event-loop turn that answered requests, rather than two writes per
+    /// readable event. Returns false when the write failed.
+    fn report_busy_cycle(&mut self) -> bool {
         let Mode::Master { status, generation } = &self.setup.mode else {
             return true;
         };
-        let mut rec = [0u8; 12];
-        rec[0..4].copy_from_slice(&self.pid.to_ne_bytes());
-        rec[4..8].copy_from_slice(&generation.to_ne_bytes());
-        rec[8..12].copy_from_slice(&i32::from(available).to_ne_bytes());
-        matches!(nix::unistd::write(status, &rec), Ok(12))
+        let mut recs = [0u8; 24];
+        for (rec, state) in recs.chunks_exact_mut(12).zip([0i32, 1]) {
+            rec[0..4].copy_from_slice(&self.pid.to_ne_bytes());
+            rec[4..8].copy_from_slice(&generation.to_ne_bytes());
+            rec[8..12].copy_from_slice(&state.to_ne_bytes());
+        }
+        matches!(nix::unistd::write(status, &recs), Ok(24))
     }
 
     fn poll_timeout(&self) -> PollTimeout {
@@ -435,6 +440,7 @@ impl Daemon {
             conn,
             deadline: None,
             interest,
+            reported: 0,
         });
         self.backend.counters.clients_accepted += 1;
         self.backend.counters.clients_current = self.clients.len() as u64;
@@ -445,10 +451,13 @@ impl Daemon {
         self.update_client(idx);
     }
 
-    fn client_event(&mut self, idx: usize, flags: EpollFlags) {
+    /// Serves one client's readiness; returns whether a request was
+    /// answered (for master's status records).
+    fn client_event(&mut self, idx: usize, flags: EpollFlags) -> bool {
         if !self.clients.contains(idx) {
-            return;
+            return false;
         }
+        self.served_in_turn = false;
         let readable = flags.intersects(
             EpollFlags::EPOLLIN
                 | EpollFlags::EPOLLHUP
@@ -462,6 +471,11 @@ impl Daemon {
             self.flush_client(idx);
             self.update_client(idx);
         }
+        if let Some(client) = self.clients.get_mut(idx) {
+            self.served_in_turn |= client.conn.requests() > client.reported;
+            client.reported = client.conn.requests();
+        }
+        self.served_in_turn
     }
 
     fn read_client(&mut self, idx: usize) {
@@ -620,6 +634,7 @@ impl Daemon {
             return;
         }
         let mut client = self.clients.remove(idx);
+        self.served_in_turn |= client.conn.requests() > client.reported;
         if client.deadline.is_some() {
             self.clients_in_exchange -= 1;
         }
