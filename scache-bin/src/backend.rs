@@ -192,9 +192,8 @@ impl Backend for CacheBackend {
     }
 
     fn find_endp(&mut self, endp: &[u8]) -> Option<Taken> {
-        let mut found = self.cache.take_endp(endp);
-        if let Some(taken) = found.as_mut() {
-            taken.fd.unwatch();
+        let found = self.cache.take_endp(endp);
+        if found.is_some() {
             self.interval.endp_hits += 1;
         } else {
             self.interval.endp_miss += 1;
@@ -219,9 +218,8 @@ impl Backend for CacheBackend {
     }
 
     fn find_dest(&mut self, dest: &[u8]) -> Option<Taken> {
-        let mut found = self.cache.take_dest(dest);
-        if let Some(taken) = found.as_mut() {
-            taken.fd.unwatch();
+        let found = self.cache.take_dest(dest);
+        if found.is_some() {
             self.interval.dest_hits += 1;
         } else {
             self.interval.dest_miss += 1;

@@ -561,8 +561,8 @@ impl Daemon {
             if let Some(session) = client.conn.fd_to_send() {
                 match unix::send_fd(client.sock.as_fd(), session.fd.as_fd()) {
                     Ok(()) => {
-                        // Our copy is closed here (it was unwatched when
-                        // taken from the cache).
+                        // Our copy is closed here (its one-shot epoll
+                        // registration names a stale handle now).
                         drop(client.conn.fd_sent(&mut self.backend));
                         continue;
                     }

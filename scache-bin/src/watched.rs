@@ -3,12 +3,17 @@
 //! Every descriptor the daemon caches is a [`WatchedFd`]. While it sits in
 //! the cache it is registered with the daemon's epoll instance (when the
 //! descriptor can be polled and watching is on), so a peer that hangs up or
-//! announces a shutdown (`421 ...`) is noticed at once. Whatever removes it
-//! from the cache — a lookup, expiry, eviction, shutdown — goes through
-//! [`WatchedFd::unwatch`] or `Drop`, both of which deregister it first:
-//! an epoll registration outlives `close()` when another process still holds
-//! the same open file (the client that took it, for instance), so it must be
-//! removed explicitly.
+//! announces a shutdown (`421 ...`) is noticed at once.
+//!
+//! Registrations are one-shot (`EPOLLONESHOT`) and never removed
+//! explicitly, which saves an `epoll_ctl` per lookup: an epoll registration
+//! outlives our `close()` while another process (the client that took the
+//! session) still holds the same open file, but a one-shot registration
+//! reports at most one event, whose token names a session handle that is
+//! stale by then and is ignored. It disappears when the last holder closes
+//! the file. When the same file comes back under the same descriptor
+//! number, `EPOLL_CTL_ADD` says `EEXIST` and the old registration is
+//! re-armed with the new token instead.
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::OnceLock;
@@ -38,30 +43,22 @@ impl WatchedFd {
         WatchedFd { fd, watched: false }
     }
 
-    /// Registers the descriptor for dead-peer events under `token`.
+    /// Registers the descriptor for one dead-peer event under `token`.
     /// Descriptors that cannot be polled (regular files) stay unwatched.
     pub fn watch(&mut self, token: u64) -> bool {
-        if self.watched {
-            return true;
-        }
-        let flags = EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP;
-        self.watched = epoll()
-            .add(self.fd.as_fd(), EpollEvent::new(flags, token))
-            .is_ok();
+        let flags = EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP | EpollFlags::EPOLLONESHOT;
+        let mut event = EpollEvent::new(flags, token);
+        self.watched = match epoll().add(self.fd.as_fd(), event) {
+            Ok(()) => true,
+            Err(nix::errno::Errno::EEXIST) => epoll().modify(self.fd.as_fd(), &mut event).is_ok(),
+            Err(_) => false,
+        };
         self.watched
     }
 
-    /// Whether the descriptor is registered with epoll.
+    /// Whether the descriptor was registered with epoll when last watched.
     pub fn is_watched(&self) -> bool {
         self.watched
-    }
-
-    /// Deregisters the descriptor (before it is handed to a client).
-    pub fn unwatch(&mut self) {
-        if self.watched {
-            self.watched = false;
-            let _ = epoll().delete(self.fd.as_fd());
-        }
     }
 }
 
@@ -74,11 +71,5 @@ impl AsFd for WatchedFd {
 impl AsRawFd for WatchedFd {
     fn as_raw_fd(&self) -> std::os::fd::RawFd {
         self.fd.as_raw_fd()
-    }
-}
-
-impl Drop for WatchedFd {
-    fn drop(&mut self) {
-        self.unwatch();
     }
 }

@@ -250,3 +250,33 @@ fn clients_of_other_users_are_refused() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A session put back after its taker vanished is watched again: when its
+/// peer then hangs up, it is evicted (its descriptor is the same open file
+/// under the same number, so the daemon re-arms the old registration).
+#[test]
+fn a_session_put_back_is_still_watched() {
+    let h = start(&ours(), &["connection_cache_ttl_limit=60s"]);
+    let mut saver = Peer::connect(&h);
+    let (cached, far) = session();
+    assert_eq!(
+        saver.save_endp("60", b"e", b"p", cached),
+        b"status\x000\0\0"
+    );
+    // A taker gets the reply and vanishes before the descriptor.
+    let mut taker = Peer::connect(&h);
+    let reply = taker.ask(&req(&[b"request", b"find_endp", b"label", b"e"]));
+    assert!(reply.starts_with(b"status\x000\0"));
+    drop(taker);
+    std::thread::sleep(Duration::from_millis(200));
+    let with_session = h.fd_count().unwrap();
+    drop(far);
+    assert!(
+        wait_until(Duration::from_secs(2), || h.fd_count().unwrap()
+            < with_session),
+        "the put-back session must still be watched"
+    );
+    let (reply, fd) = saver.find_endp(b"e");
+    assert_eq!(show(&reply), "status\\02\\0property\\0\\0\\0");
+    assert!(fd.is_none());
+}
