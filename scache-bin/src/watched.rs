@@ -13,7 +13,9 @@
 //! stale by then and is ignored. It disappears when the last holder closes
 //! the file. When the same file comes back under the same descriptor
 //! number, `EPOLL_CTL_ADD` says `EEXIST` and the old registration is
-//! re-armed with the new token instead.
+//! re-armed with the new token instead (tried first when that number was
+//! registered before: one `EPOLL_CTL_MOD` instead of a failed `ADD` and a
+//! `MOD`).
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::OnceLock;
@@ -21,6 +23,12 @@ use std::sync::OnceLock;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
 
 static EPOLL: OnceLock<Epoll> = OnceLock::new();
+
+thread_local! {
+    /// Descriptor numbers that have had a registration (one-shot ones are
+    /// never removed explicitly, so one may remain).
+    static REGISTERED: std::cell::RefCell<Vec<bool>> = const { std::cell::RefCell::new(Vec::new()) };
+}
 
 /// The daemon's epoll instance (one per process).
 pub fn epoll() -> &'static Epoll {
@@ -48,11 +56,29 @@ impl WatchedFd {
     pub fn watch(&mut self, token: u64) -> bool {
         let flags = EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP | EpollFlags::EPOLLONESHOT;
         let mut event = EpollEvent::new(flags, token);
-        self.watched = match epoll().add(self.fd.as_fd(), event) {
-            Ok(()) => true,
-            Err(nix::errno::Errno::EEXIST) => epoll().modify(self.fd.as_fd(), &mut event).is_ok(),
-            Err(_) => false,
-        };
+        let fd = self.fd.as_fd();
+        let slot = usize::try_from(self.fd.as_raw_fd()).unwrap_or(0);
+        // A descriptor number registered before may still carry the
+        // registration of the same file (a client re-saving the connection
+        // it took): re-arm it with one MOD. Otherwise (ENOENT: another file
+        // now, or the old one is gone) ADD it.
+        let rearmed = REGISTERED.with(|r| r.borrow().get(slot).copied().unwrap_or(false))
+            && epoll().modify(fd, &mut event).is_ok();
+        self.watched = rearmed
+            || match epoll().add(fd, event) {
+                Ok(()) => true,
+                Err(nix::errno::Errno::EEXIST) => epoll().modify(fd, &mut event).is_ok(),
+                Err(_) => false,
+            };
+        if self.watched && !rearmed {
+            REGISTERED.with(|r| {
+                let mut r = r.borrow_mut();
+                if r.len() <= slot {
+                    r.resize(slot + 1, false);
+                }
+                r[slot] = true;
+            });
+        }
         self.watched
     }
 
