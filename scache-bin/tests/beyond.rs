@@ -95,6 +95,9 @@ impl Drop for Standalone {
 /// Starts the binary standalone on a socket in `dir`.
 fn standalone(dir: &Path, extra: &[&str]) -> (Standalone, PathBuf) {
     let sock = dir.join("scache.sock");
+    // A killed earlier daemon leaves its socket file: remove it, so the
+    // wait below sees this daemon's socket.
+    let _ = std::fs::remove_file(&sock);
     let mut cmd = Command::new(ours());
     cmd.arg("--listen")
         .arg(&sock)
