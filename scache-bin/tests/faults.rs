@@ -19,11 +19,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{identity, ours, req, session, show, start, Peer};
+use common::{
+    find_endp_req, find_reply, identity, measuring, ours, req, save_endp_req, sees_eof, session,
+    show, start, Peer,
+};
 use scache_proto::harness::{postfix_scache_for_test, Harness, HarnessBuilder, TempDir, GREETING};
 use scache_proto::unix;
 
-const ENV_MEASURE: &str = "SCACHE_MEASURE_POSTFIX";
 const ENV_MEASURE_OUT: &str = "SCACHE_MEASURE_OUT";
 /// Set in a re-executed child: what it must do (see `child_client`).
 const ENV_CHILD_MODE: &str = "SCACHE_FAULT_CHILD";
@@ -36,10 +38,6 @@ const DUMMY: &[u8] = b"dummy\0\0\0";
 const MISS_ENDP: &[u8] = b"status\x002\0property\0\0\0";
 
 const T: Duration = Duration::from_secs(10);
-
-fn measuring() -> bool {
-    std::env::var_os(ENV_MEASURE).is_some_and(|v| v == "1")
-}
 
 // ---------------------------------------------------------------------------
 // Asserting (ours) or recording (Postfix).
@@ -176,27 +174,6 @@ fn read_msg(sock: &mut UnixStream) -> Result<Vec<u8>, String> {
     }
 }
 
-fn find_endp_req(label: &[u8]) -> Vec<u8> {
-    req(&[b"request", b"find_endp", b"label", label])
-}
-
-fn save_endp_req(ttl: &[u8], label: &[u8], prop: &[u8]) -> Vec<u8> {
-    req(&[
-        b"request",
-        b"save_endp",
-        b"ttl",
-        ttl,
-        b"label",
-        label,
-        b"property",
-        prop,
-    ])
-}
-
-fn find_reply(prop: &[u8]) -> Vec<u8> {
-    req(&[b"status", b"0", b"property", prop])
-}
-
 /// Connects to a socket path and checks the greeting.
 fn connect_path(path: &Path, timeout: Duration) -> io::Result<UnixStream> {
     let mut s = UnixStream::connect(path)?;
@@ -239,24 +216,6 @@ fn find(sock: &mut UnixStream, label: &[u8]) -> Result<(Vec<u8>, Option<OwnedFd>
     let fd = unix::recv_fd(sock.as_fd()).map_err(|e| e.to_string())?;
     sock.write_all(DUMMY).map_err(|e| e.to_string())?;
     Ok((reply, Some(fd)))
-}
-
-/// Whether the far end of a session sees EOF within `timeout`.
-fn sees_eof(far: &OwnedFd, timeout: Duration) -> bool {
-    let deadline = Instant::now() + timeout;
-    let sock = UnixStream::from(far.try_clone().expect("dup far end"));
-    sock.set_read_timeout(Some(Duration::from_millis(50)))
-        .unwrap();
-    let mut b = [0u8; 16];
-    while Instant::now() < deadline {
-        match (&sock).read(&mut b) {
-            Ok(0) => return true,
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return true,
-            Err(_) => {}
-        }
-    }
-    false
 }
 
 /// The daemon's descriptor count once it stops changing.

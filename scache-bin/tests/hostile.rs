@@ -34,14 +34,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::{identity, ours, req, session, show, start, Peer};
+use common::{
+    find_endp_req, find_reply, identity, measuring, ours, req, save_endp_req, sees_eof, session,
+    show, start, Peer,
+};
 use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
 use scache_proto::harness::{postfix_scache_for_test, Harness};
 use scache_proto::unix;
 
 /// Environment variable: `1` makes every row test also run (and report)
 /// the row against Postfix's daemon.
-const ENV_MEASURE: &str = "SCACHE_MEASURE_POSTFIX";
 /// Environment variable: a file the Postfix measurements are appended to.
 const ENV_MEASURE_OUT: &str = "SCACHE_MEASURE_OUT";
 
@@ -151,44 +153,8 @@ fn send_fds(sock: &UnixStream, data: &[u8], fds: &[&OwnedFd]) -> io::Result<usiz
         .map_err(io::Error::from)
 }
 
-/// Whether the far end of a session sees EOF (or a reset) within `timeout`:
-/// every other copy of the cached end has been closed.
-fn sees_eof(far: &OwnedFd, timeout: Duration) -> bool {
-    let deadline = Instant::now() + timeout;
-    let sock = UnixStream::from(far.try_clone().expect("dup far end"));
-    sock.set_read_timeout(Some(Duration::from_millis(50)))
-        .unwrap();
-    let mut b = [0u8; 16];
-    while Instant::now() < deadline {
-        match (&sock).read(&mut b) {
-            Ok(0) => return true,
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return true,
-            Err(_) => {}
-        }
-    }
-    false
-}
-
-fn find_endp_req(label: &[u8]) -> Vec<u8> {
-    req(&[b"request", b"find_endp", b"label", label])
-}
-
 fn find_dest_req(label: &[u8]) -> Vec<u8> {
     req(&[b"request", b"find_dest", b"label", label])
-}
-
-fn save_endp_req(ttl: &[u8], label: &[u8], prop: &[u8]) -> Vec<u8> {
-    req(&[
-        b"request",
-        b"save_endp",
-        b"ttl",
-        ttl,
-        b"label",
-        label,
-        b"property",
-        prop,
-    ])
 }
 
 fn save_dest_req(ttl: &[u8], dest: &[u8], prop: &[u8], endp: &[u8]) -> Vec<u8> {
@@ -204,10 +170,6 @@ fn save_dest_req(ttl: &[u8], dest: &[u8], prop: &[u8], endp: &[u8]) -> Vec<u8> {
         b"label",
         endp,
     ])
-}
-
-fn find_reply(prop: &[u8]) -> Vec<u8> {
-    req(&[b"status", b"0", b"property", prop])
 }
 
 fn find_dest_reply(dest_prop: &[u8], endp_prop: &[u8]) -> Vec<u8> {
@@ -647,10 +609,6 @@ fn run(name: &'static str) {
     if measuring() {
         measure(name, row);
     }
-}
-
-fn measuring() -> bool {
-    std::env::var_os(ENV_MEASURE).is_some_and(|v| v == "1")
 }
 
 fn measure(name: &'static str, row: Scenario) {

@@ -7,7 +7,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use scache_proto::harness::{Harness, HarnessBuilder};
 use scache_proto::unix;
@@ -197,4 +197,51 @@ pub fn same_inode(a: &std::path::Path, b: &std::path::Path) -> bool {
         (Ok(x), Ok(y)) => x.ino() == y.ino() && x.dev() == y.dev(),
         _ => false,
     }
+}
+
+/// Environment variable: `1` also runs the hostile and fault scenarios
+/// against Postfix's daemon, recording (not asserting) what it does.
+pub const ENV_MEASURE: &str = "SCACHE_MEASURE_POSTFIX";
+
+pub fn find_endp_req(label: &[u8]) -> Vec<u8> {
+    req(&[b"request", b"find_endp", b"label", label])
+}
+
+pub fn find_reply(prop: &[u8]) -> Vec<u8> {
+    req(&[b"status", b"0", b"property", prop])
+}
+
+pub fn measuring() -> bool {
+    std::env::var_os(ENV_MEASURE).is_some_and(|v| v == "1")
+}
+
+pub fn save_endp_req(ttl: &[u8], label: &[u8], prop: &[u8]) -> Vec<u8> {
+    req(&[
+        b"request",
+        b"save_endp",
+        b"ttl",
+        ttl,
+        b"label",
+        label,
+        b"property",
+        prop,
+    ])
+}
+
+/// Whether the far end of a session sees EOF within `timeout`.
+pub fn sees_eof(far: &OwnedFd, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    let sock = UnixStream::from(far.try_clone().expect("dup far end"));
+    sock.set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    let mut b = [0u8; 16];
+    while Instant::now() < deadline {
+        match (&sock).read(&mut b) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return true,
+            Err(_) => {}
+        }
+    }
+    false
 }
