@@ -143,10 +143,9 @@ impl CacheBackend {
 
     /// Logs Postfix's statistics lines for the interval and starts a new one.
     pub fn log_interval_stats(&mut self) {
-        for line in self.interval.lines() {
+        for line in self.interval.take_lines(SystemTime::now()) {
             log::info!("{line}");
         }
-        self.interval.reset(SystemTime::now());
     }
 
     /// Closes every cached descriptor (at exit).
@@ -180,8 +179,8 @@ impl Backend for CacheBackend {
             Ok(handle) => {
                 self.watch(handle);
                 let size = self.cache.size();
-                self.interval.max_endp = self.interval.max_endp.max(size.endp_count as u64);
-                self.interval.max_sess = self.interval.max_sess.max(size.sess_count as u64);
+                self.interval
+                    .sample_after_save_endp(size.endp_count as u64, size.sess_count as u64);
                 Status::Ok
             }
             Err(refused) => {
@@ -193,11 +192,7 @@ impl Backend for CacheBackend {
 
     fn find_endp(&mut self, endp: &[u8]) -> Option<Taken> {
         let found = self.cache.take_endp(endp);
-        if found.is_some() {
-            self.interval.endp_hits += 1;
-        } else {
-            self.interval.endp_miss += 1;
-        }
+        self.interval.record_endp_lookup(found.is_some());
         found
     }
 
@@ -206,8 +201,8 @@ impl Backend for CacheBackend {
         match self.cache.save_dest(ttl, dest, dest_prop, endp) {
             Ok(_) => {
                 let size = self.cache.size();
-                self.interval.max_dest = self.interval.max_dest.max(size.dest_count as u64);
-                self.interval.max_endp = self.interval.max_endp.max(size.endp_count as u64);
+                self.interval
+                    .sample_after_save_dest(size.dest_count as u64, size.endp_count as u64);
                 Status::Ok
             }
             Err(e) => {
@@ -219,11 +214,7 @@ impl Backend for CacheBackend {
 
     fn find_dest(&mut self, dest: &[u8]) -> Option<Taken> {
         let found = self.cache.take_dest(dest);
-        if found.is_some() {
-            self.interval.dest_hits += 1;
-        } else {
-            self.interval.dest_miss += 1;
-        }
+        self.interval.record_dest_lookup(found.is_some());
         found
     }
 

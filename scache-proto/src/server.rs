@@ -412,7 +412,7 @@ impl<S> ServerConn<S> {
                 State::Request | State::AwaitDummyBeforeFd(_) | State::AwaitDummyAfterFd => {}
                 State::AwaitFd { .. } => {
                     // Bytes where a descriptor was expected.
-                    self.no_descriptor(data[used] == 0);
+                    self.no_descriptor();
                     if data[used] == 0 {
                         used += 1;
                     }
@@ -436,7 +436,7 @@ impl<S> ServerConn<S> {
         used
     }
 
-    fn no_descriptor(&mut self, _sync_byte: bool) {
+    fn no_descriptor(&mut self) {
         self.state = State::Request;
         message::encode_status(&mut self.out, Status::Fail);
         self.requests += 1;
