@@ -34,10 +34,7 @@ use std::io::Write as _;
 use std::time::{Duration, Instant as WallInstant};
 
 use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput};
-use scache_core::{
-    label_record_size, session_record_size, ConnectionCache, Instant, ManualClock, MultiCache,
-    SaveDestOutcome,
-};
+use scache_core::{ConnectionCache, Instant, ManualClock, MultiCache, SaveDestOutcome};
 
 const TTL: Duration = Duration::from_secs(2);
 const SIZES: [usize; 3] = [1_000, 100_000, 1_000_000];
@@ -316,8 +313,8 @@ fn measure_memory(endpoints: usize) {
 fn report_memory() {
     println!(
         "records: session {} bytes (u32 or OwnedFd descriptor), label {} bytes (labels up to 54 bytes inline)",
-        session_record_size::<u32>(),
-        label_record_size(),
+        scache_core::testkit::session_record_size::<u32>(),
+        scache_core::testkit::label_record_size(),
     );
     let Ok(exe) = std::env::current_exe() else {
         return;

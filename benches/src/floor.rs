@@ -42,7 +42,7 @@ use std::sync::{Arc, Mutex};
 
 use hashbrown::HashMap;
 use nix::libc;
-use scache_proto::attr::{Decoder, Limits};
+use scache_proto::attr::{Decoded, Decoder, Limits};
 use scache_proto::message::{self, parse_request, Request, RequestKind, Status};
 use scache_proto::unix::{recv_fd, send_fd, RecvFdError};
 
@@ -283,17 +283,20 @@ impl Conn {
         }
         self.rlen += n as usize;
         while self.rpos < self.rlen {
-            let (used, done) = self.decoder.decode(&self.rbuf[self.rpos..self.rlen]);
-            self.rpos += used;
-            match done {
-                None => break,
-                Some(Err(_)) => {
+            match self.decoder.decode(&self.rbuf[self.rpos..self.rlen]) {
+                Decoded::Partial => {
+                    self.rpos = self.rlen;
+                    break;
+                }
+                Decoded::Rejected { used, .. } => {
+                    self.rpos += used;
                     if !matches!(self.state, State::Request) {
                         return Next::Close;
                     }
                     message::encode_status(&mut self.out, Status::Bad);
                 }
-                Some(Ok(())) => {
+                Decoded::Complete { used, .. } => {
+                    self.rpos += used;
                     if self.on_message(cache) == Next::Close {
                         return Next::Close;
                     }
@@ -321,7 +324,10 @@ impl Conn {
     }
 
     fn on_message<C: CacheAccess>(&mut self, cache: &C) -> Next {
-        let dummy = message::is_dummy(&self.decoder.message());
+        let Some(msg) = self.decoder.message() else {
+            return Next::Close;
+        };
+        let dummy = message::is_dummy(&msg);
         match std::mem::replace(&mut self.state, State::Request) {
             State::Request => {}
             State::FindDummy1(fd) => {
@@ -341,7 +347,9 @@ impl Conn {
             }
             State::SaveFd => unreachable!("no message is decoded while a descriptor is due"),
         }
-        let msg = self.decoder.message();
+        let Some(msg) = self.decoder.message() else {
+            return Next::Close;
+        };
         let parsed = match parse_request(&msg) {
             Ok(p) => p,
             Err(e) => {

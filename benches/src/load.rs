@@ -49,9 +49,9 @@ use std::time::{Duration, Instant};
 
 use nix::libc;
 use scache_proto::attr::Printable;
-use scache_proto::harness::{Harness, HarnessBuilder, GREETING, POSTFIX_SCACHE};
 use scache_proto::message::{self, encode_request, Request, Status};
 use scache_proto::unix::{recv_fd, send_fd, RecvFdError};
+use scache_testkit::harness::{Harness, HarnessBuilder, GREETING, POSTFIX_SCACHE};
 
 use crate::shapes;
 use crate::sys;

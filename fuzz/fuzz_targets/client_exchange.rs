@@ -1,6 +1,6 @@
-//! Fuzz target `client_exchange`: see `scache_proto::fuzzing::client_exchange`.
+//! Fuzz target `client_exchange`: see `scache_testkit::fuzzing::client_exchange`.
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    scache_proto::fuzzing::client_exchange(data);
+    scache_testkit::fuzzing::client_exchange(data);
 });

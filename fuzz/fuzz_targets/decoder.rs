@@ -1,6 +1,6 @@
-//! Fuzz target `decoder`: see `scache_proto::fuzzing::decoder`.
+//! Fuzz target `decoder`: see `scache_testkit::fuzzing::decoder`.
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    scache_proto::fuzzing::decoder(data);
+    scache_testkit::fuzzing::decoder(data);
 });

@@ -1,6 +1,6 @@
-//! Fuzz target `request_parser`: see `scache_proto::fuzzing::request_parser`.
+//! Fuzz target `request_parser`: see `scache_testkit::fuzzing::request_parser`.
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    scache_proto::fuzzing::request_parser(data);
+    scache_testkit::fuzzing::request_parser(data);
 });

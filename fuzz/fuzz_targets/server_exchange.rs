@@ -1,6 +1,6 @@
-//! Fuzz target `server_exchange`: see `scache_proto::fuzzing::server_exchange`.
+//! Fuzz target `server_exchange`: see `scache_testkit::fuzzing::server_exchange`.
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    scache_proto::fuzzing::server_exchange(data);
+    scache_testkit::fuzzing::server_exchange(data);
 });

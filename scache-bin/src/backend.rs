@@ -1,49 +1,31 @@
-//! The daemon's side of the cache: the core cache holding watched
-//! descriptors, Postfix's interval statistics, and the counters that the
-//! `stats` request reports.
+//! The one adapter between the protocol machine and the cache: a
+//! [`MultiCache`] behind [`Backend`], with the daemon's rules on top.
+//!
+//! - TTLs are capped at `connection_cache_ttl_limit`;
+//! - cache outcomes map to wire statuses (a refused save is status 2);
+//! - Postfix's interval statistics and our `stats` counters are kept;
+//! - for the daemon's dead-peer watch, every session stored (saved or put
+//!   back) is remembered until the driver takes the list
+//!   ([`take_stored`](CacheBackend::take_stored)) and registers them with
+//!   its event loop; events on them come back through
+//!   [`on_peer_event`](CacheBackend::on_peer_event).
+//!
+//! It is generic over the descriptor type and the clock, so the daemon
+//! runs it with `OwnedFd` and the real clock, and the fuzz targets drive
+//! the very same code with tokens and virtual time.
+#![forbid(unsafe_code)]
 
-use std::os::fd::OwnedFd;
 use std::time::{Duration, SystemTime};
 
-use nix::sys::epoll::EpollFlags;
 use scache_core::{Clock, EvictionCause, Instant, MultiCache, SessionHandle};
 use scache_proto::attr::put_attr;
 use scache_proto::message::Status;
 use scache_proto::server::Backend;
 
-use crate::daemon::SESSION_TOKEN_BIT;
 use crate::statslog::IntervalStats;
-use crate::watched::WatchedFd;
-
-/// The daemon's monotonic clock (milliseconds since start).
-#[derive(Debug, Clone, Copy)]
-pub struct MonoClock {
-    origin: std::time::Instant,
-}
-
-impl MonoClock {
-    /// A clock whose origin is now.
-    pub fn new() -> MonoClock {
-        MonoClock {
-            origin: std::time::Instant::now(),
-        }
-    }
-}
-
-impl Default for MonoClock {
-    fn default() -> Self {
-        MonoClock::new()
-    }
-}
-
-impl Clock for MonoClock {
-    fn now(&self) -> Instant {
-        Instant::from_millis(self.origin.elapsed().as_millis() as u64)
-    }
-}
 
 /// A session taken out of the cache while it is being handed over.
-pub type Taken = scache_core::Taken<WatchedFd>;
+pub type Taken<F> = scache_core::Taken<F>;
 
 /// Counters kept by the daemon itself (the cache keeps its own).
 #[derive(Debug, Clone, Default)]
@@ -59,10 +41,12 @@ pub struct DaemonCounters {
 }
 
 /// The cache as the protocol machine sees it.
-pub struct CacheBackend {
-    cache: MultiCache<WatchedFd, MonoClock>,
+pub struct CacheBackend<F, C> {
+    cache: MultiCache<F, C>,
     ttl_limit: u32,
     watch: bool,
+    /// Sessions stored since the driver last asked (only when watching).
+    stored: Vec<SessionHandle>,
     started: SystemTime,
     /// Postfix's per-interval statistics (logged and reset every
     /// `connection_cache_status_update_time`).
@@ -71,19 +55,16 @@ pub struct CacheBackend {
     pub counters: DaemonCounters,
 }
 
-impl CacheBackend {
-    /// Wraps `cache`; TTLs are capped at `ttl_limit`; `watch` turns
-    /// dead-connection eviction on.
-    pub fn new(
-        cache: MultiCache<WatchedFd, MonoClock>,
-        ttl_limit: Duration,
-        watch: bool,
-    ) -> CacheBackend {
+impl<F, C: Clock> CacheBackend<F, C> {
+    /// Wraps `cache`; TTLs are capped at `ttl_limit` (at least 1 s); `watch`
+    /// turns on the list of stored sessions for dead-peer watching.
+    pub fn new(cache: MultiCache<F, C>, ttl_limit: Duration, watch: bool) -> CacheBackend<F, C> {
         let started = SystemTime::now();
         CacheBackend {
             cache,
             ttl_limit: ttl_limit.as_secs().clamp(1, u64::from(u32::MAX)) as u32,
             watch,
+            stored: Vec::new(),
             started,
             interval: IntervalStats::new(started),
             counters: DaemonCounters::default(),
@@ -91,8 +72,13 @@ impl CacheBackend {
     }
 
     /// The cache itself.
-    pub fn cache(&self) -> &MultiCache<WatchedFd, MonoClock> {
+    pub fn cache(&self) -> &MultiCache<F, C> {
         &self.cache
+    }
+
+    /// The cache itself, to change its settings (limits, departure hook).
+    pub fn cache_mut(&mut self) -> &mut MultiCache<F, C> {
+        &mut self.cache
     }
 
     /// When the cache next has something to expire.
@@ -100,9 +86,9 @@ impl CacheBackend {
         self.cache.next_deadline()
     }
 
-    /// Expires what is due.
-    pub fn expire(&mut self) {
-        self.cache.expire_due();
+    /// Expires what is due at `now`.
+    pub fn expire(&mut self, now: Instant) {
+        self.cache.expire(now);
     }
 
     /// Cached sessions now.
@@ -110,22 +96,29 @@ impl CacheBackend {
         self.cache.size().sess_count
     }
 
-    /// A watched session's descriptor reported activity: its peer hung up
-    /// or spoke (an idle SMTP server only speaks to say goodbye, `421`).
-    pub fn on_session_event(&mut self, handle: u64, flags: EpollFlags) {
-        let cause = if flags
-            .intersects(EpollFlags::EPOLLRDHUP | EpollFlags::EPOLLHUP | EpollFlags::EPOLLERR)
-        {
-            EvictionCause::PeerClosed
-        } else {
-            EvictionCause::PeerData
-        };
-        if let Some(removed) = self
-            .cache
-            .remove_session(SessionHandle::from_u64(handle), cause)
-        {
-            log::debug!("evicted cached connection: {}", cause_text(cause));
-            drop(removed);
+    /// The sessions stored (saved or put back) since the last call, for the
+    /// driver to watch; some may have left the cache already (their
+    /// handles are stale). Always empty when watching is off.
+    pub fn take_stored(&mut self) -> std::vec::Drain<'_, SessionHandle> {
+        self.stored.drain(..)
+    }
+
+    /// The descriptor of a cached session (to register it for events).
+    pub fn session_fd(&self, handle: SessionHandle) -> Option<&F> {
+        self.cache.session_fd(handle)
+    }
+
+    /// A watched session's peer hung up (`PeerClosed`) or spoke
+    /// (`PeerData`: an idle SMTP server only speaks to say goodbye,
+    /// `421`): the session is evicted. Returns whether it was still cached.
+    pub fn on_peer_event(&mut self, handle: SessionHandle, cause: EvictionCause) -> bool {
+        match self.cache.remove_session(handle, cause) {
+            Some(removed) => {
+                log::debug!("evicted cached connection: {}", cause_text(cause));
+                drop(removed);
+                true
+            }
+            None => false,
         }
     }
 
@@ -151,10 +144,18 @@ impl CacheBackend {
     /// Closes every cached descriptor (at exit).
     pub fn close_all(&mut self) {
         self.cache.clear();
+        self.stored.clear();
     }
 
+    /// A client's TTL (seconds, positive) capped at the limit.
     fn ttl(&self, ttl: u32) -> Duration {
         Duration::from_secs(u64::from(ttl.min(self.ttl_limit)))
+    }
+
+    fn stored(&mut self, handle: SessionHandle) {
+        if self.watch {
+            self.stored.push(handle);
+        }
     }
 }
 
@@ -166,18 +167,15 @@ fn cause_text(cause: EvictionCause) -> &'static str {
     }
 }
 
-impl Backend for CacheBackend {
-    type Fd = OwnedFd;
-    type Session = Taken;
+impl<F, C: Clock> Backend for CacheBackend<F, C> {
+    type Fd = F;
+    type Session = Taken<F>;
 
-    fn save_endp(&mut self, ttl: u32, endp: &[u8], endp_prop: &[u8], fd: OwnedFd) -> Status {
+    fn save_endp(&mut self, ttl: u32, endp: &[u8], endp_prop: &[u8], fd: F) -> Status {
         let ttl = self.ttl(ttl);
-        match self
-            .cache
-            .save_endp(ttl, endp, endp_prop, WatchedFd::new(fd))
-        {
+        match self.cache.save_endp(ttl, endp, endp_prop, fd) {
             Ok(handle) => {
-                self.watch(handle);
+                self.stored(handle);
                 let size = self.cache.size();
                 self.interval
                     .sample_after_save_endp(size.endp_count as u64, size.sess_count as u64);
@@ -190,7 +188,7 @@ impl Backend for CacheBackend {
         }
     }
 
-    fn find_endp(&mut self, endp: &[u8]) -> Option<Taken> {
+    fn find_endp(&mut self, endp: &[u8]) -> Option<Taken<F>> {
         let found = self.cache.take_endp(endp);
         self.interval.record_endp_lookup(found.is_some());
         found
@@ -212,23 +210,23 @@ impl Backend for CacheBackend {
         }
     }
 
-    fn find_dest(&mut self, dest: &[u8]) -> Option<Taken> {
+    fn find_dest(&mut self, dest: &[u8]) -> Option<Taken<F>> {
         let found = self.cache.take_dest(dest);
         self.interval.record_dest_lookup(found.is_some());
         found
     }
 
-    fn endp_prop<'s>(&self, session: &'s Taken) -> &'s [u8] {
+    fn endp_prop<'s>(&self, session: &'s Taken<F>) -> &'s [u8] {
         &session.endp_prop
     }
 
-    fn dest_prop<'s>(&self, session: &'s Taken) -> &'s [u8] {
+    fn dest_prop<'s>(&self, session: &'s Taken<F>) -> &'s [u8] {
         session.dest_prop.as_deref().unwrap_or(b"")
     }
 
-    fn put_back(&mut self, session: Taken) {
+    fn put_back(&mut self, session: Taken<F>) {
         if let Some(handle) = self.cache.put_back(session) {
-            self.watch(handle);
+            self.stored(handle);
         }
     }
 
@@ -283,17 +281,113 @@ impl Backend for CacheBackend {
     }
 }
 
-impl CacheBackend {
-    /// Registers a cached session's descriptor for dead-peer events.
-    fn watch(&mut self, handle: SessionHandle) {
-        if !self.watch {
-            return;
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use scache_core::ManualClock;
+
+    fn backend(limit_secs: u64) -> CacheBackend<u32, &'static ManualClock> {
+        let clock: &'static ManualClock = Box::leak(Box::new(ManualClock::new()));
+        CacheBackend::new(
+            MultiCache::new(clock),
+            Duration::from_secs(limit_secs),
+            true,
+        )
+    }
+
+    #[test]
+    fn ttl_is_capped_at_the_limit() {
+        for (limit, asked, got) in [(2, 1, 1), (2, 2, 2), (2, 3, 2), (2, u32::MAX, 2), (0, 5, 1)] {
+            assert_eq!(
+                backend(limit).ttl(asked),
+                Duration::from_secs(got),
+                "limit {limit}s, asked {asked}s"
+            );
         }
-        let token = SESSION_TOKEN_BIT | handle.as_u64();
-        if let Some(fd) = self.cache.session_fd_mut(handle) {
-            if !fd.watch(token) {
-                self.counters.unwatched_saves += 1;
-            }
-        }
+    }
+
+    #[test]
+    fn saved_session_expires_at_the_capped_ttl() {
+        let clock: &'static ManualClock = Box::leak(Box::new(ManualClock::new()));
+        let mut b = CacheBackend::new(MultiCache::new(clock), Duration::from_secs(2), false);
+        assert_eq!(b.save_endp(3600, b"e", b"p", 7), Status::Ok);
+        clock.advance(Duration::from_millis(1999));
+        b.expire(clock.now());
+        assert_eq!(b.sess_count(), 1);
+        clock.advance(Duration::from_millis(1));
+        b.expire(clock.now());
+        assert_eq!(b.sess_count(), 0);
+        // Bindings are capped the same way.
+        assert_eq!(b.save_dest(3600, b"d", b"", b"e"), Status::Ok);
+        clock.advance(Duration::from_secs(2));
+        b.expire(clock.now());
+        assert_eq!(b.cache().binding_count(), 0);
+    }
+
+    #[test]
+    fn stored_sessions_are_listed_only_when_watching() {
+        let mut b = backend(2);
+        assert_eq!(b.save_endp(2, b"e", b"", 1), Status::Ok);
+        let taken = b.find_endp(b"e").expect("cached");
+        b.put_back(taken);
+        let stored: Vec<_> = b.take_stored().collect();
+        assert_eq!(stored.len(), 2);
+        assert!(!b.cache().contains_session(stored[0]));
+        assert!(b.cache().contains_session(stored[1]));
+        assert_eq!(b.take_stored().count(), 0);
+        let clock: &'static ManualClock = Box::leak(Box::new(ManualClock::new()));
+        let mut quiet = CacheBackend::new(MultiCache::new(clock), Duration::from_secs(2), false);
+        assert_eq!(quiet.save_endp(2, b"e", b"", 1), Status::Ok);
+        assert_eq!(quiet.take_stored().count(), 0);
+    }
+
+    #[test]
+    fn peer_events_evict_by_cause() {
+        let mut b = backend(2);
+        b.save_endp(2, b"e", b"", 1);
+        b.save_endp(2, b"e", b"", 2);
+        let handles: Vec<_> = b.take_stored().collect();
+        assert!(b.on_peer_event(handles[0], EvictionCause::PeerClosed));
+        assert!(!b.on_peer_event(handles[0], EvictionCause::PeerClosed));
+        assert!(b.on_peer_event(handles[1], EvictionCause::PeerData));
+        let s = b.cache().stats();
+        assert_eq!(s.evicted_sessions_for(EvictionCause::PeerClosed), 1);
+        assert_eq!(s.evicted_sessions_for(EvictionCause::PeerData), 1);
+        assert_eq!(b.sess_count(), 0);
+    }
+
+    #[test]
+    fn refused_save_is_status_2() {
+        let clock: &'static ManualClock = Box::leak(Box::new(ManualClock::new()));
+        let limits = scache_core::Limits {
+            max_label_len: Some(4),
+            ..scache_core::Limits::NONE
+        };
+        let mut b: CacheBackend<u32, _> = CacheBackend::new(
+            MultiCache::with_limits(clock, limits),
+            Duration::from_secs(2),
+            true,
+        );
+        assert_eq!(b.save_endp(2, b"too long", b"", 1), Status::Fail);
+        assert_eq!(b.save_dest(2, b"d", b"", b"too long"), Status::Fail);
+        assert_eq!(b.take_stored().count(), 0);
+        assert_eq!(b.save_endp(2, b"ok", b"", 1), Status::Ok);
+    }
+
+    #[test]
+    fn evict_for_fds_takes_the_soonest() {
+        let mut b = backend(5);
+        assert!(!b.evict_for_fds());
+        b.save_endp(5, b"late", b"", 1);
+        b.save_endp(1, b"soon", b"", 2);
+        assert!(b.evict_for_fds());
+        assert!(b.find_endp(b"soon").is_none());
+        assert!(b.find_endp(b"late").is_some());
+        assert_eq!(
+            b.cache()
+                .stats()
+                .evicted_sessions_for(EvictionCause::FdPressure),
+            1
+        );
     }
 }

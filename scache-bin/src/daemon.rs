@@ -1,14 +1,20 @@
-//! The event loop: one thread, epoll, clients in a slab, one timer source.
+//! The event loop: one thread, its own epoll instance, clients in a slab,
+//! one timer source.
 //!
-//! Readiness tokens carry what they are about in their top byte (a listener,
-//! a client, a cached session, the master status socket, the signal
-//! descriptor) and an index or session handle below. The loop never blocks
-//! on a client: every client socket is non-blocking, input that cannot be
-//! answered yet is kept by that client's [`ServerConn`], and a client that
-//! stops in the middle of an exchange is dropped after `ipc_timeout`.
+//! Readiness tokens ([`Token`]) say what an event is about: a listener, a
+//! client, a cached session, the master status socket, the signal
+//! descriptor. The loop never blocks on a client: every client socket is
+//! non-blocking, input that cannot be answered yet is kept by that client's
+//! [`ServerConn`], and a client that stops in the middle of an exchange is
+//! given up by its own machine after `ipc_timeout` (the loop only keeps the
+//! machines' deadlines in order, in a queue).
+#![forbid(unsafe_code)]
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -16,30 +22,23 @@ use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::poll::PollTimeout;
-use nix::sys::epoll::{EpollEvent, EpollFlags};
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
-use nix::sys::socket::{self, MsgFlags, SockFlag};
-use scache_core::{Clock, Instant};
+use nix::sys::socket::{self, MsgFlags};
+use scache_core::{Clock, Instant, MonotonicClock};
 use scache_proto::attr;
 use scache_proto::server::{CloseReason, Notice, Phase, ServerConn};
 use scache_proto::unix;
 use slab::Slab;
 
-use crate::backend::{CacheBackend, MonoClock};
-use crate::watched::epoll;
+use crate::backend::{CacheBackend, Taken};
+use crate::status::StatusRecord;
+use crate::tokens::Token;
+use crate::watch::{peer_event_cause, SessionWatch};
 
-const KIND_SHIFT: u32 = 56;
-const KIND_LISTENER: u64 = 1;
-const KIND_CLIENT: u64 = 2;
-const KIND_STATUS: u64 = 3;
-const KIND_SIGNAL: u64 = 4;
-/// Cached sessions: the top bit set, the session handle below.
-pub const SESSION_TOKEN_BIT: u64 = 1 << 63;
-
-fn token(kind: u64, value: usize) -> u64 {
-    (kind << KIND_SHIFT) | value as u64
-}
+/// The daemon's cache: descriptors, on the real clock.
+pub type DaemonBackend = CacheBackend<OwnedFd, MonotonicClock>;
 
 /// How the daemon was started.
 #[derive(Debug)]
@@ -80,7 +79,7 @@ pub struct DaemonSetup {
     /// Master or standalone.
     pub mode: Mode,
     /// Non-blocking listening sockets.
-    pub listeners: Vec<OwnedFd>,
+    pub listeners: Vec<UnixListener>,
     /// `-S`: a single client already connected on descriptor 0.
     pub stdin_client: Option<OwnedFd>,
     /// `connection_cache_status_update_time`.
@@ -101,12 +100,14 @@ pub struct DaemonSetup {
 
 struct Client {
     sock: OwnedFd,
-    conn: ServerConn<crate::backend::Taken>,
-    /// When the client must next make progress (only while mid-exchange).
-    deadline: Option<Instant>,
+    conn: ServerConn<Taken<OwnedFd>>,
     interest: EpollFlags,
     /// Requests already reported to master as a busy cycle.
     reported: u64,
+    /// Tells this client from later ones in the same slab slot.
+    serial: u64,
+    /// Whether the client has an entry in the timeout queue.
+    timer_queued: bool,
 }
 
 /// Why the loop ended.
@@ -125,9 +126,18 @@ pub enum ExitCause {
 /// The daemon.
 pub struct Daemon {
     setup: DaemonSetup,
-    clock: MonoClock,
-    backend: CacheBackend,
+    epoll: Epoll,
+    watch: SessionWatch,
+    clock: MonotonicClock,
+    /// The time of this loop turn (read once per turn).
+    now: Instant,
+    backend: DaemonBackend,
     clients: Slab<Client>,
+    next_serial: u64,
+    /// Client deadlines `(when, slot, serial)`, earliest first; an entry
+    /// may be out of date (the client made progress since, or left): it is
+    /// checked against the client's own deadline when it comes up.
+    timeouts: BinaryHeap<Reverse<(Instant, usize, u64)>>,
     signals: SignalFd,
     rbuf: Vec<u8>,
     events: Vec<EpollEvent>,
@@ -139,18 +149,18 @@ pub struct Daemon {
     exit: Option<ExitCause>,
     /// Our pid, for status records (read once: no getpid per request).
     pid: i32,
-    /// Clients with a progress deadline (in mid-exchange).
-    clients_in_exchange: usize,
-    /// When clients are next checked against their deadlines.
-    next_sweep: Instant,
     /// Set while serving a client event when a request was answered.
     served_in_turn: bool,
 }
 
 impl Daemon {
     /// Sets up epoll, signals and the cache; nothing is served yet.
-    pub fn new(setup: DaemonSetup, backend: CacheBackend, clock: MonoClock) -> io::Result<Daemon> {
-        let ep = epoll();
+    pub fn new(
+        setup: DaemonSetup,
+        backend: DaemonBackend,
+        clock: MonotonicClock,
+    ) -> io::Result<Daemon> {
+        let ep = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(io::Error::from)?;
         let mut mask = SigSet::empty();
         mask.add(Signal::SIGTERM);
         mask.add(Signal::SIGINT);
@@ -159,13 +169,13 @@ impl Daemon {
             .map_err(io::Error::from)?;
         ep.add(
             signals.as_fd(),
-            EpollEvent::new(EpollFlags::EPOLLIN, token(KIND_SIGNAL, 0)),
+            EpollEvent::new(EpollFlags::EPOLLIN, Token::Signal.to_u64()),
         )
         .map_err(io::Error::from)?;
         for (i, l) in setup.listeners.iter().enumerate() {
             ep.add(
                 l.as_fd(),
-                EpollEvent::new(EpollFlags::EPOLLIN, token(KIND_LISTENER, i)),
+                EpollEvent::new(EpollFlags::EPOLLIN, Token::Listener(i).to_u64()),
             )
             .map_err(io::Error::from)?;
         }
@@ -173,7 +183,7 @@ impl Daemon {
             // Master never writes to it: readable means EOF, master is gone.
             ep.add(
                 status.as_fd(),
-                EpollEvent::new(EpollFlags::EPOLLIN, token(KIND_STATUS, 0)),
+                EpollEvent::new(EpollFlags::EPOLLIN, Token::Status.to_u64()),
             )
             .map_err(io::Error::from)?;
         }
@@ -185,9 +195,14 @@ impl Daemon {
         }
         let mut daemon = Daemon {
             setup,
+            epoll: ep,
+            watch: SessionWatch::default(),
             clock,
+            now,
             backend,
             clients: Slab::new(),
+            next_serial: 0,
+            timeouts: BinaryHeap::new(),
             signals,
             rbuf: vec![0; 64 * 1024],
             events: vec![EpollEvent::empty(); 256],
@@ -198,8 +213,6 @@ impl Daemon {
             heartbeat,
             exit: None,
             pid: std::process::id() as i32,
-            clients_in_exchange: 0,
-            next_sweep: now,
             served_in_turn: false,
         };
         daemon.base_fds = count_open_fds().unwrap_or(16);
@@ -210,7 +223,7 @@ impl Daemon {
     }
 
     /// The cache and counters (for tests and the exit path).
-    pub fn backend(&mut self) -> &mut CacheBackend {
+    pub fn backend(&mut self) -> &mut DaemonBackend {
         &mut self.backend
     }
 
@@ -228,41 +241,60 @@ impl Daemon {
     fn turn(&mut self) {
         self.heartbeat.fetch_add(1, Ordering::Relaxed);
         let timeout = self.poll_timeout();
-        let n = match epoll().wait(&mut self.events, timeout) {
+        let n = match self.epoll.wait(&mut self.events, timeout) {
             Ok(n) => n,
             Err(Errno::EINTR) => 0,
             Err(e) => crate::logging::fatal(format!("epoll_wait: {e}")),
         };
+        self.now = self.clock.now();
         let mut served = false;
         for i in 0..n {
             let ev = self.events[i];
-            let data = ev.data();
-            if data & SESSION_TOKEN_BIT != 0 {
-                self.backend
-                    .on_session_event(data & !SESSION_TOKEN_BIT, ev.events());
-                continue;
-            }
-            let value = (data & ((1 << KIND_SHIFT) - 1)) as usize;
-            match data >> KIND_SHIFT {
-                KIND_CLIENT => served |= self.client_event(value, ev.events()),
-                KIND_LISTENER => self.accept_clients(value),
-                KIND_STATUS => {
+            match Token::from_u64(ev.data()) {
+                Some(Token::Session(handle)) => {
+                    self.backend
+                        .on_peer_event(handle, peer_event_cause(ev.events()));
+                }
+                Some(Token::Client(idx)) => served |= self.client_event(idx, ev.events()),
+                Some(Token::Listener(idx)) => self.accept_clients(idx),
+                Some(Token::Status) => {
                     log::debug!("master disconnect -- exiting");
                     self.exit = Some(ExitCause::MasterGone);
                 }
-                KIND_SIGNAL => {
+                Some(Token::Signal) => {
                     if let Ok(Some(info)) = self.signals.read_signal() {
                         self.exit = Some(ExitCause::Signal(info.ssi_signo as i32));
                     }
                 }
-                _ => {}
+                None => {}
             }
         }
+        self.watch_stored_sessions();
         if served && !self.report_busy_cycle() && self.exit.is_none() {
             // master(8) is gone: exit as Postfix daemons do.
             self.exit = Some(ExitCause::MasterGone);
         }
         self.timers();
+    }
+
+    /// Registers the sessions stored this turn for dead-peer events.
+    fn watch_stored_sessions(&mut self) {
+        let Daemon {
+            backend,
+            watch,
+            epoll,
+            ..
+        } = self;
+        let mut unwatched = 0;
+        let stored: Vec<_> = backend.take_stored().collect();
+        for handle in stored {
+            if let Some(fd) = backend.session_fd(handle) {
+                if !watch.watch(epoll, fd.as_fd(), handle) {
+                    unwatched += 1;
+                }
+            }
+        }
+        backend.counters.unwatched_saves += unwatched;
     }
 
     /// Tells master (master mode) that requests were served: a TAKEN and
@@ -275,17 +307,23 @@ impl Daemon {
         let Mode::Master { status, generation } = &self.setup.mode else {
             return true;
         };
-        let mut recs = [0u8; 24];
-        for (rec, state) in recs.chunks_exact_mut(12).zip([0i32, 1]) {
-            rec[0..4].copy_from_slice(&self.pid.to_ne_bytes());
-            rec[4..8].copy_from_slice(&generation.to_ne_bytes());
-            rec[8..12].copy_from_slice(&state.to_ne_bytes());
+        let mut recs = [0u8; 2 * StatusRecord::SIZE];
+        for (rec, avail) in recs
+            .chunks_exact_mut(StatusRecord::SIZE)
+            .zip([StatusRecord::TAKEN, StatusRecord::AVAIL])
+        {
+            let record = StatusRecord {
+                pid: self.pid,
+                generation: *generation,
+                avail,
+            };
+            rec.copy_from_slice(&record.to_bytes());
         }
-        matches!(nix::unistd::write(status, &recs), Ok(24))
+        matches!(nix::unistd::write(status, &recs), Ok(n) if n == recs.len())
     }
 
     fn poll_timeout(&self) -> PollTimeout {
-        let now = self.clock.now();
+        let now = self.now;
         let mut next = Some(self.next_stats);
         let mut consider = |t: Option<Instant>| {
             if let Some(t) = t {
@@ -295,9 +333,7 @@ impl Daemon {
         consider(self.backend.next_deadline());
         consider(self.idle_deadline());
         consider(self.listeners_paused_until);
-        if self.clients_in_exchange > 0 {
-            consider(Some(self.next_sweep));
-        }
+        consider(self.timeouts.peek().map(|Reverse((when, _, _))| *when));
         if let Some(limit) = self.setup.daemon_timeout {
             // Keep the watchdog fed even when idle.
             consider(Some(now.saturating_add(limit / 3)));
@@ -319,16 +355,11 @@ impl Daemon {
         }
     }
 
-    /// How often clients in mid-exchange are checked against their
-    /// `ipc_timeout` deadline: one pass over the clients per interval, not
-    /// per event-loop turn (a deadline is met within this much).
-    fn sweep_interval(&self) -> Duration {
-        (self.setup.ipc_timeout / 4).clamp(Duration::from_millis(10), Duration::from_secs(1))
-    }
-
+    /// Everything due at this turn's time (read once per turn, after the
+    /// wait).
     fn timers(&mut self) {
-        let now = self.clock.now();
-        self.backend.expire();
+        let now = self.now;
+        self.backend.expire(now);
         if now >= self.next_stats {
             self.backend.log_interval_stats();
             self.next_stats = now.saturating_add(self.setup.stats_interval);
@@ -345,23 +376,53 @@ impl Daemon {
                 self.set_listeners(true);
             }
         }
-        if now >= self.next_sweep {
-            self.next_sweep = now.saturating_add(self.sweep_interval());
-            if self.clients_in_exchange > 0 {
-                let late: Vec<usize> = self
-                    .clients
-                    .iter()
-                    .filter(|(_, c)| c.deadline.is_some_and(|d| now >= d))
-                    .map(|(i, _)| i)
-                    .collect();
-                for i in late {
-                    log::warn!(
-                        "timeout on client connection after {}s",
-                        self.setup.ipc_timeout.as_secs()
-                    );
-                    self.close_client(i, CloseReason::ProtocolViolation("timeout".into()));
-                }
+        while let Some(&Reverse((when, idx, serial))) = self.timeouts.peek() {
+            if when > now {
+                break;
             }
+            self.timeouts.pop();
+            let Some(client) = self.clients.get_mut(idx).filter(|c| c.serial == serial) else {
+                continue;
+            };
+            client.timer_queued = false;
+            if client.conn.handle_timeout(now, &mut self.backend) {
+                log::warn!(
+                    "timeout on client connection after {}s",
+                    self.setup.ipc_timeout.as_secs()
+                );
+                self.update_client(idx);
+            } else {
+                self.queue_timeout(idx);
+            }
+        }
+    }
+
+    /// Drops the queue entries of clients that left, once they outnumber
+    /// the live ones: the queue stays within twice the clients (plus a
+    /// little), at O(1) amortized cost per departure.
+    fn forget_stale_timeouts(&mut self) {
+        if self.timeouts.len() > 2 * self.clients.len() + 64 {
+            let clients = &self.clients;
+            self.timeouts.retain(|Reverse((_, idx, serial))| {
+                clients
+                    .get(*idx)
+                    .is_some_and(|c| c.serial == *serial && c.timer_queued)
+            });
+        }
+    }
+
+    /// Puts a client that is in the middle of an exchange in the timeout
+    /// queue, unless it is there already.
+    fn queue_timeout(&mut self, idx: usize) {
+        let Some(client) = self.clients.get_mut(idx) else {
+            return;
+        };
+        if client.timer_queued {
+            return;
+        }
+        if let Some(when) = client.conn.poll_timeout() {
+            client.timer_queued = true;
+            self.timeouts.push(Reverse((when, idx, client.serial)));
         }
     }
 
@@ -383,14 +444,26 @@ impl Daemon {
     fn accept_clients(&mut self, index: usize) {
         loop {
             self.ensure_fd_headroom(1);
-            let raw = match socket::accept4(
-                self.setup.listeners[index].as_raw_fd(),
-                SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
-            ) {
-                Ok(raw) => raw,
-                Err(Errno::EAGAIN) | Err(Errno::EINTR) | Err(Errno::ECONNABORTED) => return,
-                Err(Errno::EMFILE) | Err(Errno::ENFILE) | Err(Errno::ENOBUFS)
-                | Err(Errno::ENOMEM) => {
+            let accepted = self.setup.listeners[index]
+                .accept()
+                .and_then(|(stream, _)| stream.set_nonblocking(true).map(|()| stream));
+            let errno = |e: &io::Error| e.raw_os_error().map(Errno::from_raw);
+            let stream = match accepted {
+                Ok(stream) => stream,
+                Err(e)
+                    if matches!(
+                        errno(&e),
+                        Some(Errno::EAGAIN | Errno::EINTR | Errno::ECONNABORTED)
+                    ) =>
+                {
+                    return
+                }
+                Err(e)
+                    if matches!(
+                        errno(&e),
+                        Some(Errno::EMFILE | Errno::ENFILE | Errno::ENOBUFS | Errno::ENOMEM)
+                    ) =>
+                {
                     if self.backend.evict_for_fds() {
                         continue;
                     }
@@ -399,7 +472,7 @@ impl Daemon {
                     log::warn!("accept: out of descriptors; pausing accepts for 100ms");
                     self.set_listeners(false);
                     self.listeners_paused_until =
-                        Some(self.clock.now().saturating_add(Duration::from_millis(100)));
+                        Some(self.now.saturating_add(Duration::from_millis(100)));
                     return;
                 }
                 Err(e) => {
@@ -407,8 +480,7 @@ impl Daemon {
                     return;
                 }
             };
-            // SAFETY: accept4 just returned this descriptor; nothing else owns it.
-            let sock = unsafe { OwnedFd::from_raw_fd(raw) };
+            let sock = OwnedFd::from(stream);
             match unix::peer_cred(sock.as_fd()) {
                 Ok((pid, uid, gid)) if !self.setup.access.allows(uid, gid) => {
                     log::warn!(
@@ -424,23 +496,26 @@ impl Daemon {
     }
 
     fn add_client(&mut self, sock: OwnedFd) {
-        let conn = ServerConn::new(self.setup.proto_limits);
+        let mut conn = ServerConn::new(self.setup.proto_limits, self.now);
+        conn.set_timeout(Some(self.setup.ipc_timeout));
         let entry = self.clients.vacant_entry();
         let idx = entry.key();
         let interest = EpollFlags::EPOLLIN | EpollFlags::EPOLLOUT | EpollFlags::EPOLLRDHUP;
-        if let Err(e) = epoll().add(
+        if let Err(e) = self.epoll.add(
             sock.as_fd(),
-            EpollEvent::new(interest, token(KIND_CLIENT, idx)),
+            EpollEvent::new(interest, Token::Client(idx).to_u64()),
         ) {
             log::warn!("epoll add client: {e}");
             return;
         }
+        self.next_serial += 1;
         entry.insert(Client {
             sock,
             conn,
-            deadline: None,
             interest,
             reported: 0,
+            serial: self.next_serial,
+            timer_queued: false,
         });
         self.backend.counters.clients_accepted += 1;
         self.backend.counters.clients_current = self.clients.len() as u64;
@@ -514,9 +589,12 @@ impl Daemon {
                     // descriptor, after which epoll reports the rest): only
                     // a full buffer calls for another read now.
                     let full = r.len == self.rbuf.len();
-                    client
-                        .conn
-                        .on_input(&mut self.backend, &self.rbuf[..r.len], r.fd);
+                    client.conn.handle_input(
+                        self.now,
+                        &mut self.backend,
+                        &self.rbuf[..r.len],
+                        r.fd,
+                    );
                     if !full {
                         return;
                     }
@@ -539,7 +617,7 @@ impl Daemon {
             return;
         };
         loop {
-            let out = client.conn.output();
+            let out = client.conn.poll_output();
             if !out.is_empty() {
                 match socket::send(
                     client.sock.as_raw_fd(),
@@ -547,7 +625,9 @@ impl Daemon {
                     MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL,
                 ) {
                     Ok(n) => {
-                        client.conn.consume_output(n);
+                        client
+                            .conn
+                            .handle_output_sent(self.now, n, &mut self.backend);
                         continue;
                     }
                     Err(Errno::EAGAIN) | Err(Errno::EINTR) => break,
@@ -558,40 +638,33 @@ impl Daemon {
                     }
                 }
             }
-            if let Some(session) = client.conn.fd_to_send() {
+            if let Some(session) = client.conn.poll_fd_to_send() {
                 match unix::send_fd(client.sock.as_fd(), session.fd.as_fd()) {
                     Ok(()) => {
                         // Our copy is closed here (its one-shot epoll
                         // registration names a stale handle now).
-                        drop(client.conn.fd_sent(&mut self.backend));
+                        drop(client.conn.handle_fd_sent(self.now, &mut self.backend));
                         continue;
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(e) => {
                         log::warn!("cannot send file descriptor: {e}");
-                        client.conn.fd_send_failed(&mut self.backend);
+                        client.conn.handle_fd_send_failed(&mut self.backend);
                         break;
                     }
                 }
             }
-            // Output drained below the high-water mark: serve what was kept.
-            let before = client.conn.output().len();
-            client.conn.resume(&mut self.backend);
-            if client.conn.output().len() == before && client.conn.fd_to_send().is_none() {
-                break;
-            }
+            break;
         }
     }
 
     /// After I/O: log notices, close finished connections, set the epoll
-    /// interest and the progress deadline.
+    /// interest, and queue the client's deadline.
     fn update_client(&mut self, idx: usize) {
-        let now = self.clock.now();
-        let ipc_timeout = self.setup.ipc_timeout;
         let Some(client) = self.clients.get_mut(idx) else {
             return;
         };
-        while let Some(notice) = client.conn.take_notice() {
+        while let Some(notice) = client.conn.poll_notice() {
             log_notice(&notice);
         }
         if client.conn.phase() == Phase::Closed {
@@ -607,26 +680,16 @@ impl Daemon {
         if client.conn.wants_input() {
             want |= EpollFlags::EPOLLIN;
         }
-        if !client.conn.output().is_empty() || client.conn.phase() == Phase::SendFd {
+        if !client.conn.poll_output().is_empty() || client.conn.phase() == Phase::SendFd {
             want |= EpollFlags::EPOLLOUT;
         }
         if want != client.interest {
-            let mut ev = EpollEvent::new(want, token(KIND_CLIENT, idx));
-            if epoll().modify(client.sock.as_fd(), &mut ev).is_ok() {
+            let mut ev = EpollEvent::new(want, Token::Client(idx).to_u64());
+            if self.epoll.modify(client.sock.as_fd(), &mut ev).is_ok() {
                 client.interest = want;
             }
         }
-        let had_deadline = client.deadline.is_some();
-        client.deadline = if client.conn.is_idle() {
-            None
-        } else {
-            Some(now.saturating_add(ipc_timeout))
-        };
-        match (had_deadline, client.deadline.is_some()) {
-            (false, true) => self.clients_in_exchange += 1,
-            (true, false) => self.clients_in_exchange -= 1,
-            _ => {}
-        }
+        self.queue_timeout(idx);
     }
 
     fn close_client(&mut self, idx: usize, why: CloseReason) {
@@ -634,20 +697,20 @@ impl Daemon {
             return;
         }
         let mut client = self.clients.remove(idx);
-        self.served_in_turn |= client.conn.requests() > client.reported;
-        if client.deadline.is_some() {
-            self.clients_in_exchange -= 1;
+        if client.timer_queued {
+            self.forget_stale_timeouts();
         }
-        client.conn.on_close(&mut self.backend, why);
-        while let Some(notice) = client.conn.take_notice() {
+        self.served_in_turn |= client.conn.requests() > client.reported;
+        client.conn.handle_close(&mut self.backend, why);
+        while let Some(notice) = client.conn.poll_notice() {
             log_notice(&notice);
         }
-        let _ = epoll().delete(client.sock.as_fd());
+        let _ = self.epoll.delete(client.sock.as_fd());
         drop(client);
         self.backend.counters.clients_current = self.clients.len() as u64;
         log::debug!("connection closed");
         if self.clients.is_empty() {
-            self.idle_since = Some(self.clock.now());
+            self.idle_since = Some(self.now);
             if self.exit.is_none() && self.setup.listeners.is_empty() {
                 // -S: the one client on standard input is done.
                 self.exit = Some(ExitCause::StdinDone);
@@ -662,8 +725,8 @@ impl Daemon {
             } else {
                 EpollFlags::empty()
             };
-            let mut ev = EpollEvent::new(flags, token(KIND_LISTENER, i));
-            let _ = epoll().modify(l.as_fd(), &mut ev);
+            let mut ev = EpollEvent::new(flags, Token::Listener(i).to_u64());
+            let _ = self.epoll.modify(l.as_fd(), &mut ev);
         }
     }
 

@@ -10,5 +10,7 @@ pub mod options;
 pub mod run;
 pub mod statscmd;
 pub mod statslog;
+pub mod status;
+pub mod tokens;
+pub mod watch;
 pub mod watchdog;
-pub mod watched;

@@ -13,7 +13,9 @@ use std::process::ExitCode;
 use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
 use nix::sys::resource::{getrlimit, setrlimit, Resource};
 
-use crate::backend::{CacheBackend, MonoClock};
+use scache_core::MonotonicClock;
+
+use crate::backend::CacheBackend;
 use crate::config::{self, Config, Params};
 use crate::daemon::{AccessPolicy, Daemon, DaemonSetup, Mode};
 use crate::logging::{self, fatal, Destination, LogSettings};
@@ -221,7 +223,7 @@ fn serve(
         max_value_len: longest,
         ..wire_default
     };
-    let clock = MonoClock::new();
+    let clock = MonotonicClock::new();
     let cache = scache_core::MultiCache::with_limits(clock, limits);
     let backend = CacheBackend::new(
         cache,
@@ -231,7 +233,7 @@ fn serve(
     log::debug!("descriptor limit {fd_limit}, session limit {session_limit}, reserve {reserve}");
     let setup = DaemonSetup {
         mode,
-        listeners,
+        listeners: listeners.into_iter().map(UnixListener::from).collect(),
         stdin_client,
         stats_interval: params.connection_cache_status_update_time,
         max_idle,

@@ -1,5 +1,6 @@
 //! `scache stats`: ask a running daemon for its live counters and print
 //! them for a person (table), a program (JSON) or a scraper (Prometheus).
+#![forbid(unsafe_code)]
 
 use std::fmt::Write as _;
 

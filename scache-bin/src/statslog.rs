@@ -13,6 +13,7 @@
 //! when its own counters are non-zero. The start time is `ctime()` without
 //! the weekday and the year (local time, day space-padded); `success` is
 //! `hits*100/(hits+miss)` rounded down.
+#![forbid(unsafe_code)]
 
 use std::time::SystemTime;
 

@@ -5,6 +5,7 @@
 //! turning once. A hung loop cannot read a timer descriptor, so ours is a
 //! small thread watching a counter the loop increments every turn; the loop
 //! never sleeps longer than a third of the limit.
+#![forbid(unsafe_code)]
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

@@ -9,7 +9,7 @@ use std::os::fd::OwnedFd;
 use std::time::Duration;
 
 use common::*;
-use scache_proto::harness::postfix_scache_for_test;
+use scache_testkit::harness::postfix_scache_for_test;
 
 /// Runs a scenario against a daemon and returns its transcript: every reply
 /// as text, and for every descriptor received which saved one it is.

@@ -23,8 +23,10 @@ use common::{
     find_endp_req, find_reply, identity, measuring, ours, req, save_endp_req, sees_eof, session,
     show, start, Peer,
 };
-use scache_proto::harness::{postfix_scache_for_test, Harness, HarnessBuilder, TempDir, GREETING};
 use scache_proto::unix;
+use scache_testkit::harness::{
+    postfix_scache_for_test, Harness, HarnessBuilder, TempDir, GREETING,
+};
 
 const ENV_MEASURE_OUT: &str = "SCACHE_MEASURE_OUT";
 /// Set in a re-executed child: what it must do (see `child_client`).

@@ -39,8 +39,8 @@ use common::{
     show, start, Peer,
 };
 use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
-use scache_proto::harness::{postfix_scache_for_test, Harness};
 use scache_proto::unix;
+use scache_testkit::harness::{postfix_scache_for_test, Harness};
 
 /// Environment variable: `1` makes every row test also run (and report)
 /// the row against Postfix's daemon.

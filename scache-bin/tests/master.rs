@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use common::*;
-use scache_proto::harness::{postfix_scache_for_test, Harness, HarnessBuilder, StatusRecord};
+use scache_testkit::harness::{postfix_scache_for_test, Harness, HarnessBuilder, StatusRecord};
 
 const T: Duration = Duration::from_secs(10);
 

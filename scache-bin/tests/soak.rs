@@ -29,8 +29,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use common::{identity, ours, req, session, show, start};
-use scache_proto::harness::Harness;
 use scache_proto::unix;
+use scache_testkit::harness::Harness;
 
 const ENV_SECS: &str = "SCACHE_SOAK_SECS";
 const DEFAULT_SECS: u64 = 60;

@@ -26,8 +26,8 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use scache_core::ConnectionCache;
-use scache_proto::harness::TempDir;
 use scache_proto::Client;
+use scache_testkit::harness::TempDir;
 
 const BIN: &str = env!("CARGO_BIN_EXE_scache");
 const MAN_PAGE: &str = include_str!("../../man/scache.8");

@@ -42,8 +42,9 @@ pub struct FoundDest<F> {
 pub trait ConnectionCache {
     /// The descriptor type the cache stores.
     type Fd;
-    /// Why an operation failed.
-    type Error: std::fmt::Debug + std::fmt::Display;
+    /// Why an operation failed. An ordinary error type, so `?` converts
+    /// it into `Box<dyn std::error::Error + Send + Sync>`.
+    type Error: std::error::Error + Send + Sync + 'static;
 
     /// Stores `fd` as a new session under `endp` for `ttl`.
     fn save_endp(
@@ -69,7 +70,7 @@ pub trait ConnectionCache {
     /// Takes a session for destination `dest` through its bindings, if any.
     fn find_dest(&mut self, dest: &[u8]) -> Result<Option<FoundDest<Self::Fd>>, Self::Error>;
 
-    /// Current sizes. Implementations that cannot know (a remote client)
-    /// return zeros.
-    fn size(&self) -> CacheSize;
+    /// Current sizes; `None` where they cannot be known (a client of a
+    /// remote daemon: ask the daemon instead).
+    fn size(&self) -> Option<CacheSize>;
 }

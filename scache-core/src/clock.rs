@@ -1,5 +1,6 @@
 //! Time, injected by the caller.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// A point in time on a cache's clock: milliseconds since the clock's origin.
@@ -60,10 +61,59 @@ impl<C: Clock + ?Sized> Clock for std::sync::Arc<C> {
     }
 }
 
+/// The real clock: milliseconds since the moment it was created, read from
+/// the operating system's monotonic clock ([`std::time::Instant`]).
+///
+/// Cheap to copy and to share between threads (`Copy + Send + Sync`); every
+/// copy reads the same timeline. Reading it is all it does: a cache still
+/// gets its time only through [`Clock::now`].
+///
+/// ```
+/// use scache_core::{Clock, MonotonicClock};
+///
+/// let clock = MonotonicClock::new();
+/// let a = clock.now();
+/// std::thread::sleep(std::time::Duration::from_millis(5));
+/// assert!(clock.now() > a);
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct MonotonicClock {
+    origin: std::time::Instant,
+}
+
+impl MonotonicClock {
+    /// A clock whose origin ([`Instant::ZERO`]) is now.
+    pub fn new() -> MonotonicClock {
+        MonotonicClock {
+            origin: std::time::Instant::now(),
+        }
+    }
+
+    /// The moment this clock counts from.
+    pub fn origin(&self) -> std::time::Instant {
+        self.origin
+    }
+}
+
+impl Default for MonotonicClock {
+    fn default() -> Self {
+        MonotonicClock::new()
+    }
+}
+
+impl Clock for MonotonicClock {
+    fn now(&self) -> Instant {
+        Instant(u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX))
+    }
+}
+
 /// A clock that only moves when told to: for tests and simulations.
+///
+/// It is `Send + Sync`, so one clock can drive a cache shared between
+/// threads (a [`SharedCache`](crate::SharedCache)) in virtual time.
 #[derive(Debug, Default)]
 pub struct ManualClock {
-    now: std::cell::Cell<Instant>,
+    now: AtomicU64,
 }
 
 impl ManualClock {
@@ -74,17 +124,22 @@ impl ManualClock {
 
     /// Moves the clock forward by `d`.
     pub fn advance(&self, d: Duration) {
-        self.now.set(self.now.get().saturating_add(d));
+        let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        let _ = self
+            .now
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |t| {
+                Some(t.saturating_add(ms))
+            });
     }
 
     /// Sets the clock to `t`.
     pub fn set(&self, t: Instant) {
-        self.now.set(t);
+        self.now.store(t.0, Ordering::SeqCst);
     }
 }
 
 impl Clock for ManualClock {
     fn now(&self) -> Instant {
-        self.now.get()
+        Instant(self.now.load(Ordering::SeqCst))
     }
 }

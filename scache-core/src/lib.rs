@@ -1,11 +1,25 @@
 //! The connection cache at the heart of `scache`: a Rust reimplementation of
 //! the cache inside Postfix's connection cache daemon, `scache(8)`.
 //!
-//! Pure and deterministic: no I/O, no threads, no wall-clock reads. Time
-//! comes from a [`Clock`] the caller supplies; the descriptor type `F` is a
-//! type parameter (the daemon stores `OwnedFd`; tests use tokens that record
-//! when they are dropped). Dropping an `F` is the only way a session is
-//! closed, and a lookup moves it out to the caller.
+//! The cache itself is pure and deterministic: no I/O, no threads, no
+//! wall-clock reads. Time comes from a [`Clock`] the caller supplies
+//! ([`MonotonicClock`] in production, [`ManualClock`] in tests); the
+//! descriptor type `F` is a type parameter (the daemon stores `OwnedFd`, an
+//! async mail server its TLS streams, tests use tokens that record when
+//! they are dropped). Dropping an `F` is the only way a session is closed,
+//! unless a departure hook takes it; a lookup moves it out to the caller.
+//!
+//! # Which type to use
+//!
+//! | type | for |
+//! |---|---|
+//! | [`SharedCache`] | many threads or tokio tasks in one process (`&self` methods, `Send + Sync`); optional background expiry, liveness check at checkout and departure hook |
+//! | [`MultiCache`] | one owner (`&mut self`), for example an event loop; the daemon uses it |
+//! | [`SingleCache`] | one session and one binding, as Postfix's single-session cache |
+//! | `scache_proto::Client` | a cache daemon shared by many processes (Postfix's or ours) |
+//!
+//! All four implement [`ConnectionCache`], so code written against the
+//! trait can move between them.
 //!
 //! # Semantics (as Postfix's `scache_multi`)
 //!
@@ -69,23 +83,34 @@
 //! ```
 #![forbid(unsafe_code)]
 
-pub mod cache;
-pub mod clock;
-pub mod error;
-pub mod limits;
+mod cache;
+mod clock;
+mod departure;
+mod error;
+mod handle;
+mod limits;
 mod list;
-pub mod multi;
-pub mod single;
-pub mod stats;
+mod multi;
+mod shared;
+mod single;
+mod stats;
 mod timers;
 
 pub use cache::{CacheSize, ConnectionCache, FoundDest, FoundEndp};
-pub use clock::{Clock, Instant, ManualClock};
+pub use clock::{Clock, Instant, ManualClock, MonotonicClock};
+pub use departure::{probe, probe_fd, Departure, DepartureCause, Liveness};
 pub use error::{CacheError, RefusedSession};
+pub use handle::SessionHandle;
 pub use limits::Limits;
-pub use multi::{
-    binding_record_size, label_record_size, session_record_size, MultiCache, SaveDestOutcome,
-    SessionHandle, Taken,
-};
+pub use multi::{MultiCache, SaveDestOutcome, Taken};
+pub use shared::{BackgroundExpiry, SharedCache};
 pub use single::SingleCache;
 pub use stats::{Evicted, Eviction, EvictionCause, Stats};
+
+/// Internals for this workspace's own tests, benchmarks and fuzz targets
+/// (feature `testkit`). Not public API: no compatibility promise.
+#[cfg(feature = "testkit")]
+#[doc(hidden)]
+pub mod testkit {
+    pub use crate::multi::{binding_record_size, label_record_size, session_record_size};
+}

@@ -13,6 +13,10 @@ use crate::clock::Instant;
 /// "No neighbour".
 pub(crate) const NIL: u32 = u32::MAX;
 
+/// Slab indices (records and expiry queues) must stay below this value:
+/// the expiry queues tag their sentinel links with the top bit.
+pub(crate) const MAX_INDEX: u32 = (1 << 31) - 1;
+
 /// The two neighbours of a record in one list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Link {
@@ -42,7 +46,7 @@ pub(crate) trait Node {
 /// Converts a slab index to the `u32` stored in links.
 #[inline]
 pub(crate) fn to_u32(idx: usize) -> u32 {
-    debug_assert!(idx < crate::timers::MAX_INDEX as usize);
+    debug_assert!(idx < MAX_INDEX as usize);
     idx as u32
 }
 

@@ -32,63 +32,14 @@ use slab::Slab;
 
 use crate::cache::{CacheSize, ConnectionCache, FoundDest, FoundEndp};
 use crate::clock::{Clock, Instant};
+use crate::departure::{Departure, DepartureCause, Departures, Liveness, Probe};
 use crate::error::{CacheError, RefusedSession};
+use crate::handle::SessionHandle;
 use crate::limits::Limits;
+use crate::list::MAX_INDEX;
 use crate::list::{to_u32, Chain, Link, Node, NIL};
 use crate::stats::{Evicted, Eviction, EvictionCause, Stats};
-use crate::timers::{Timers, MAX_INDEX};
-
-/// A stable name for one cached session, returned when it is saved.
-///
-/// It stays valid until the session leaves the cache (looked up, expired,
-/// evicted, removed); after that it is *stale* and every method taking it
-/// answers "no such session". A session put back after a lookup gets a new
-/// handle.
-///
-/// It converts to and from `u64` (for example to serve as an epoll token);
-/// the top bit of that `u64` is always clear, so callers can use it to tell
-/// their own tokens apart. Staleness is detected with a 32-bit generation:
-/// a stale handle could only be mistaken for a live one after about four
-/// billion further saves reused its exact slot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SessionHandle(u64);
-
-impl SessionHandle {
-    fn new(idx: u32, seq: u64) -> SessionHandle {
-        SessionHandle((u64::from(idx) << 32) | (seq & 0xffff_ffff))
-    }
-
-    /// The handle as a `u64` (top bit always clear).
-    pub const fn as_u64(self) -> u64 {
-        self.0
-    }
-
-    /// A handle from a `u64` made by [`as_u64`](SessionHandle::as_u64). Any
-    /// other value is merely a handle that names no session.
-    pub const fn from_u64(v: u64) -> SessionHandle {
-        SessionHandle(v)
-    }
-
-    fn index(self) -> usize {
-        (self.0 >> 32) as usize
-    }
-
-    fn generation(self) -> u32 {
-        self.0 as u32
-    }
-}
-
-impl From<SessionHandle> for u64 {
-    fn from(h: SessionHandle) -> u64 {
-        h.as_u64()
-    }
-}
-
-impl From<u64> for SessionHandle {
-    fn from(v: u64) -> SessionHandle {
-        SessionHandle::from_u64(v)
-    }
-}
+use crate::timers::Timers;
 
 /// What [`MultiCache::save_dest`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -259,6 +210,10 @@ impl LabelBytes {
             LabelBytes::Heap(b) => b,
         }
     }
+
+    fn into_vec(self) -> Vec<u8> {
+        self.into_box().into_vec()
+    }
 }
 
 /// One label, stored once.
@@ -277,12 +232,16 @@ struct Label {
 /// Size in bytes of the record a [`MultiCache`] keeps per session for a
 /// descriptor type `F`, not counting the heap bytes of its properties (nor
 /// the shared label). 56 for a 4-byte descriptor such as `OwnedFd`.
+#[cfg(any(test, feature = "testkit"))]
+#[doc(hidden)]
 pub const fn session_record_size<F>() -> usize {
     std::mem::size_of::<Session<F>>()
 }
 
 /// Size in bytes of the record a [`MultiCache`] keeps per binding, not
 /// counting the heap bytes of its properties.
+#[cfg(any(test, feature = "testkit"))]
+#[doc(hidden)]
 pub const fn binding_record_size() -> usize {
     std::mem::size_of::<Binding>()
 }
@@ -290,6 +249,8 @@ pub const fn binding_record_size() -> usize {
 /// Size in bytes of the record a [`MultiCache`] keeps per label (shared by
 /// every session or binding under it); labels longer than 54 bytes also
 /// take a heap allocation.
+#[cfg(any(test, feature = "testkit"))]
+#[doc(hidden)]
 pub const fn label_record_size() -> usize {
     std::mem::size_of::<Label>()
 }
@@ -331,6 +292,8 @@ pub struct MultiCache<F, C> {
     next_seq: u64,
     stats: Stats,
     evictions: Vec<Eviction>,
+    departures: Departures<F>,
+    probe: Option<Probe<F>>,
 }
 
 impl<F, C> fmt::Debug for MultiCache<F, C> {
@@ -379,12 +342,103 @@ impl<F, C: Clock> MultiCache<F, C> {
             next_seq: 0,
             stats: Stats::default(),
             evictions: Vec::new(),
+            departures: Departures::Drop,
+            probe: None,
         }
     }
 
     /// The bounds in force.
     pub fn limits(&self) -> Limits {
         self.limits
+    }
+
+    /// Hands every session that leaves the cache without being found
+    /// (expired, evicted, found dead at checkout, or still cached when the
+    /// cache is cleared or dropped) to `hook`, with its cause, instead of
+    /// dropping it. The hook runs inside the cache operation that made the
+    /// session leave, so it should be quick: for example write `QUIT` on a
+    /// non-blocking socket, or pass the session to another task.
+    ///
+    /// Sessions that the owner takes out itself
+    /// ([`remove_session`](MultiCache::remove_session)) do not go to the hook.
+    ///
+    /// ```
+    /// use std::sync::mpsc;
+    /// use std::time::Duration;
+    /// use scache_core::{ConnectionCache, DepartureCause, ManualClock, MultiCache};
+    ///
+    /// let clock = ManualClock::new();
+    /// let mut cache: MultiCache<u32, _> = MultiCache::new(&clock);
+    /// let (tx, rx) = mpsc::channel();
+    /// cache.set_departure_hook(move |departure| {
+    ///     // Here an MTA would write "QUIT\r\n" before closing.
+    ///     let _ = tx.send((departure.fd, departure.cause));
+    /// });
+    /// cache.save_endp(Duration::from_secs(2), b"smtp\n192.0.2.1\n25\n", b"", 7).unwrap();
+    /// clock.advance(Duration::from_secs(2));
+    /// cache.expire_due();
+    /// assert_eq!(rx.try_recv(), Ok((7, DepartureCause::Expired)));
+    /// ```
+    pub fn set_departure_hook(&mut self, hook: impl FnMut(Departure<F>) + Send + 'static) {
+        self.departures = Departures::Hook(Box::new(hook));
+    }
+
+    /// Goes back to dropping departing sessions.
+    pub fn remove_departure_hook(&mut self) {
+        self.departures = Departures::Drop;
+    }
+
+    /// Checks each session with `probe` before a lookup hands it out: a
+    /// session whose peer is closed or has sent unread data (an unsolicited
+    /// `421`) leaves the cache (counted as evicted for
+    /// [`EvictionCause::PeerClosed`] or [`EvictionCause::PeerData`], and
+    /// handed to the departure hook) and the next one is tried. For
+    /// descriptor-backed sessions [`check_liveness`](MultiCache::check_liveness)
+    /// sets the usual probe.
+    pub fn set_liveness_probe(&mut self, probe: impl Fn(&F) -> Liveness + Send + 'static) {
+        self.probe = Some(Box::new(probe));
+    }
+
+    /// Hands sessions out without looking at them (the default).
+    pub fn remove_liveness_probe(&mut self) {
+        self.probe = None;
+    }
+
+    /// Checks every session's descriptor with [`probe`](crate::probe) (one
+    /// `poll(2)` with a zero timeout) before a lookup hands it out. See
+    /// [`set_liveness_probe`](MultiCache::set_liveness_probe).
+    ///
+    /// ```
+    /// use std::os::unix::net::UnixStream;
+    /// use std::time::Duration;
+    /// use scache_core::{ConnectionCache, ManualClock, MultiCache};
+    ///
+    /// let clock = ManualClock::new();
+    /// let mut cache: MultiCache<UnixStream, _> = MultiCache::new(&clock);
+    /// cache.check_liveness();
+    /// let (dead, peer) = UnixStream::pair()?;
+    /// drop(peer); // the server hung up while the session was cached
+    /// let (live, _peer) = UnixStream::pair()?;
+    /// let ttl = Duration::from_secs(2);
+    /// cache.save_endp(ttl, b"e", b"dead", dead).unwrap();
+    /// cache.save_endp(ttl, b"e", b"live", live).unwrap();
+    /// let found = cache.find_endp(b"e").unwrap().expect("the live one");
+    /// assert_eq!(found.endp_prop, b"live");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn check_liveness(&mut self)
+    where
+        F: std::os::fd::AsFd + 'static,
+    {
+        self.set_liveness_probe(crate::departure::probe::<F>);
+    }
+
+    /// Queues departing sessions for [`take_departures`] instead of
+    /// dropping them or calling a hook.
+    ///
+    /// [`take_departures`]: MultiCache::take_departures
+    pub(crate) fn queue_departures(&mut self) {
+        self.departures = Departures::Queue(Vec::new());
     }
 
     /// Changes the bounds. They apply to later saves; nothing is evicted now.
@@ -604,13 +658,13 @@ impl<F, C: Clock> MultiCache<F, C> {
         self.stats.put_backs += 1;
         if taken.deadline <= now {
             self.stats.expired_sessions += 1;
-            drop(taken);
+            self.depart_taken(taken, DepartureCause::Expired);
             return None;
         }
         if self.sessions.len() >= MAX_INDEX as usize || self.labels.len() >= MAX_INDEX as usize - 2
         {
             self.stats.refused_saves += 1;
-            drop(taken);
+            self.depart_taken(taken, DepartureCause::Evicted(EvictionCause::SessionLimit));
             return None;
         }
         let Taken {
@@ -694,11 +748,9 @@ impl<F, C: Clock> MultiCache<F, C> {
     pub fn evict_soonest(&mut self, cause: EvictionCause) -> Option<SessionHandle> {
         self.tick();
         let (_, idx) = self.session_timers.first()?;
-        let (s, _) = self.unlink_session(idx);
         self.stats.evicted_sessions[cause.index()] += 1;
-        let handle = SessionHandle::new(idx, s.seq);
-        drop(s);
-        Some(handle)
+        let (seq, _) = self.depart(idx, DepartureCause::Evicted(cause));
+        Some(SessionHandle::new(idx, seq))
     }
 
     // ----- time ------------------------------------------------------------
@@ -777,21 +829,6 @@ impl<F, C: Clock> MultiCache<F, C> {
         self.evictions.drain(..)
     }
 
-    /// Closes every session and forgets every binding and label, without
-    /// counting them anywhere. Counters and the clock are kept.
-    pub fn clear(&mut self) {
-        self.session_timers.clear();
-        self.binding_timers.clear();
-        self.sessions.clear();
-        self.bindings.clear();
-        self.endp_index.clear();
-        self.dest_index.clear();
-        self.labels.clear();
-        self.lru.clear();
-        self.endp_count = 0;
-        self.dest_count = 0;
-    }
-
     // ----- internals ---------------------------------------------------------
 
     /// Reads the clock (clamped) and expires what is due.
@@ -808,9 +845,8 @@ impl<F, C: Clock> MultiCache<F, C> {
             if deadline > now {
                 break;
             }
-            let (s, _) = self.unlink_session(idx);
             self.stats.expired_sessions += 1;
-            drop(s);
+            self.depart(idx, DepartureCause::Expired);
             n += 1;
         }
         while let Some((deadline, idx)) = self.binding_timers.first() {
@@ -915,7 +951,7 @@ impl<F, C: Clock> MultiCache<F, C> {
     }
 
     /// Forgets a label record; returns its bytes.
-    fn free_label(&mut self, l: u32) -> Box<[u8]> {
+    fn free_label(&mut self, l: u32) -> LabelBytes {
         let label = self.labels.remove(l as usize);
         let hash = self.hasher.hash_one(label.bytes.as_slice());
         let table = match label.kind {
@@ -925,7 +961,7 @@ impl<F, C: Clock> MultiCache<F, C> {
         if let Ok(entry) = table.find_entry(hash, |&i| i == l) {
             entry.remove();
         }
-        label.bytes.into_box()
+        label.bytes
     }
 
     /// After an insertion into `l`'s list: the label is now in use (if it
@@ -944,7 +980,7 @@ impl<F, C: Clock> MultiCache<F, C> {
     /// After `l`'s list became empty: the label is no longer in use; the
     /// record goes unless bindings still name it. Returns the bytes of a
     /// freed record.
-    fn label_emptied(&mut self, l: u32) -> Option<Box<[u8]>> {
+    fn label_emptied(&mut self, l: u32) -> Option<LabelBytes> {
         let label = &self.labels[l as usize];
         match label.kind {
             Kind::Endp => {
@@ -997,7 +1033,7 @@ impl<F, C: Clock> MultiCache<F, C> {
 
     /// Takes session `idx` out of every structure. Also returns the bytes of
     /// its label record if that record was freed.
-    fn unlink_session(&mut self, idx: u32) -> (Session<F>, Option<Box<[u8]>>) {
+    fn unlink_session(&mut self, idx: u32) -> (Session<F>, Option<LabelBytes>) {
         let l = self.sessions[idx as usize].label;
         self.labels[l as usize].list.unlink(&mut self.sessions, idx);
         self.session_timers.remove(&mut self.sessions, idx);
@@ -1031,10 +1067,68 @@ impl<F, C: Clock> MultiCache<F, C> {
     }
 
     fn evict_session(&mut self, idx: u32, cause: EvictionCause) {
-        let (s, _) = self.unlink_session(idx);
         self.stats.evicted_sessions[cause.index()] += 1;
-        self.record(Evicted::Session(SessionHandle::new(idx, s.seq)), cause);
-        drop(s);
+        let (seq, _) = self.depart(idx, DepartureCause::Evicted(cause));
+        self.record(Evicted::Session(SessionHandle::new(idx, seq)), cause);
+    }
+
+    /// Takes session `idx` out of the cache without handing it to a
+    /// lookup: it goes to the departure hook, if any, else is dropped.
+    /// Returns its sequence number and whether its label record was freed.
+    fn depart(&mut self, idx: u32, cause: DepartureCause) -> (u64, bool) {
+        let (s, freed) = self.unlink_session(idx);
+        let seq = s.seq;
+        let label_freed = freed.is_some();
+        if self.departures.is_drop() {
+            drop(s);
+        } else {
+            let endp = match freed {
+                Some(bytes) => bytes.into_vec(),
+                None => self.labels[s.label as usize].bytes.as_slice().to_vec(),
+            };
+            self.departures.send(Departure {
+                fd: s.fd,
+                endp,
+                endp_prop: s.prop.into_vec(),
+                cause,
+            });
+        }
+        (seq, label_freed)
+    }
+
+    /// A taken session that does not come back: to the departure hook.
+    fn depart_taken(&mut self, taken: Taken<F>, cause: DepartureCause) {
+        self.departures.send(Departure {
+            fd: taken.fd,
+            endp: taken.endp_label.into_vec(),
+            endp_prop: taken.endp_prop,
+            cause,
+        });
+    }
+
+    /// The first session of endpoint label `l` whose peer passes the
+    /// liveness probe (every session when there is none); sessions that
+    /// fail it depart, counted as evicted. `None` when none is left (the
+    /// label record may then be gone).
+    fn live_front(&mut self, l: u32) -> Option<u32> {
+        loop {
+            let label = self.labels.get(l as usize)?;
+            if label.list.len == 0 {
+                return None;
+            }
+            let idx = label.list.head;
+            let cause = match &self.probe {
+                None => return Some(idx),
+                Some(probe) => match probe(&self.sessions[idx as usize].fd).eviction_cause() {
+                    None => return Some(idx),
+                    Some(cause) => cause,
+                },
+            };
+            self.stats.evicted_sessions[cause.index()] += 1;
+            if self.depart(idx, DepartureCause::Evicted(cause)).1 {
+                return None;
+            }
+        }
     }
 
     fn evict_binding(&mut self, idx: u32, cause: EvictionCause) {
@@ -1126,12 +1220,15 @@ impl<F, C: Clock> MultiCache<F, C> {
         want_label: bool,
     ) -> Option<(Session<F>, Box<[u8]>)> {
         let hash = self.hasher.hash_one(endp);
-        match self.lookup(Kind::Endp, endp, hash) {
-            Some(l) if self.labels[l as usize].list.len > 0 => {
+        let found = self
+            .lookup(Kind::Endp, endp, hash)
+            .and_then(|l| Some((l, self.live_front(l)?)));
+        match found {
+            Some((l, idx)) => {
                 self.stats.endp_hits += 1;
-                Some(self.take_front(l, want_label))
+                Some(self.take_session(l, idx, want_label))
             }
-            _ => {
+            None => {
                 self.stats.endp_misses += 1;
                 None
             }
@@ -1146,27 +1243,27 @@ impl<F, C: Clock> MultiCache<F, C> {
             let mut idx = self.labels[d as usize].list.head;
             while idx != NIL {
                 let b = &self.bindings[idx as usize];
-                let e = b.endp;
-                if self.labels[e as usize].list.len > 0 {
-                    let dest_prop = b.prop.to_vec();
-                    let (s, label) = self.take_front(e, want_label);
+                let (e, next) = (b.endp, b.label_link.next);
+                // A bound endpoint record lives as long as the binding.
+                if let Some(front) = self.live_front(e) {
+                    let dest_prop = self.bindings[idx as usize].prop.to_vec();
+                    let (s, label) = self.take_session(e, front, want_label);
                     self.stats.dest_hits += 1;
                     return Some((s, dest_prop, label));
                 }
-                idx = b.label_link.next;
+                idx = next;
             }
         }
         self.stats.dest_misses += 1;
         None
     }
 
-    /// Takes the front session of endpoint label `l` (which has one), and,
-    /// if `want_label`, the label's bytes.
-    fn take_front(&mut self, l: u32, want_label: bool) -> (Session<F>, Box<[u8]>) {
-        let idx = self.labels[l as usize].list.head;
+    /// Takes session `idx` of endpoint label `l`, and, if `want_label`,
+    /// the label's bytes.
+    fn take_session(&mut self, l: u32, idx: u32, want_label: bool) -> (Session<F>, Box<[u8]>) {
         let (s, freed) = self.unlink_session(idx);
         let label = match freed {
-            Some(bytes) if want_label => bytes,
+            Some(bytes) if want_label => bytes.into_box(),
             Some(_) => Box::default(),
             None if want_label => self.labels[l as usize].bytes.as_slice().into(),
             None => Box::default(),
@@ -1175,7 +1272,8 @@ impl<F, C: Clock> MultiCache<F, C> {
     }
 
     /// Checks every internal invariant; panics on the first violation.
-    /// For tests: O(everything).
+    /// For tests: O(everything). Not public API (feature `testkit`).
+    #[cfg(any(test, feature = "testkit"))]
     #[doc(hidden)]
     pub fn check_invariants(&self) {
         // Label lists and counts.
@@ -1260,6 +1358,65 @@ impl<F, C: Clock> MultiCache<F, C> {
     }
 }
 
+impl<F, C> MultiCache<F, C> {
+    /// Closes every session (or hands it to the departure hook, cause
+    /// [`DepartureCause::Shutdown`]) and forgets every binding and label,
+    /// without counting them anywhere. Counters and the clock are kept.
+    pub fn clear(&mut self) {
+        self.depart_all();
+        self.session_timers.clear();
+        self.binding_timers.clear();
+        self.sessions.clear();
+        self.bindings.clear();
+        self.endp_index.clear();
+        self.dest_index.clear();
+        self.labels.clear();
+        self.lru.clear();
+        self.endp_count = 0;
+        self.dest_count = 0;
+    }
+
+    /// The sessions queued since the last call (see `queue_departures`).
+    pub(crate) fn take_departures(&mut self) -> Vec<Departure<F>> {
+        match &mut self.departures {
+            Departures::Queue(queue) if !queue.is_empty() => std::mem::take(queue),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Every cached session to the departure sink as
+    /// [`DepartureCause::Shutdown`], oldest deadline first (the structures
+    /// are left for the caller to clear).
+    fn depart_all(&mut self) {
+        if self.departures.is_drop() {
+            return;
+        }
+        let mut sessions: Vec<Session<F>> = self.sessions.drain().collect();
+        sessions.sort_by_key(|s| (s.deadline, s.seq));
+        for s in sessions {
+            let endp = self
+                .labels
+                .get(s.label as usize)
+                .map(|label| label.bytes.as_slice().to_vec())
+                .unwrap_or_default();
+            self.departures.send(Departure {
+                fd: s.fd,
+                endp,
+                endp_prop: s.prop.into_vec(),
+                cause: DepartureCause::Shutdown,
+            });
+        }
+    }
+}
+
+impl<F, C> Drop for MultiCache<F, C> {
+    /// Sessions still cached go to the departure hook (cause
+    /// [`DepartureCause::Shutdown`]), if one is set.
+    fn drop(&mut self) {
+        self.depart_all();
+    }
+}
+
 impl<F, C: Clock> ConnectionCache for MultiCache<F, C> {
     type Fd = F;
     type Error = CacheError;
@@ -1307,8 +1464,8 @@ impl<F, C: Clock> ConnectionCache for MultiCache<F, C> {
             }))
     }
 
-    fn size(&self) -> CacheSize {
-        MultiCache::size(self)
+    fn size(&self) -> Option<CacheSize> {
+        Some(MultiCache::size(self))
     }
 }
 

@@ -78,6 +78,17 @@ impl<F, C: Clock> SingleCache<F, C> {
         self.last_now
     }
 
+    /// Current sizes: at most one session and one binding, as of the last
+    /// operation.
+    pub fn size(&self) -> CacheSize {
+        let has_session = usize::from(self.endp.is_some());
+        CacheSize {
+            dest_count: usize::from(self.dest.is_some()),
+            endp_count: has_session,
+            sess_count: has_session,
+        }
+    }
+
     /// The earlier of the session's and the binding's deadlines.
     pub fn next_deadline(&self) -> Option<Instant> {
         let e = self.endp.as_ref().map(|e| e.deadline);
@@ -201,12 +212,7 @@ impl<F, C: Clock> ConnectionCache for SingleCache<F, C> {
         }
     }
 
-    fn size(&self) -> CacheSize {
-        let has_session = usize::from(self.endp.is_some());
-        CacheSize {
-            dest_count: usize::from(self.dest.is_some()),
-            endp_count: has_session,
-            sess_count: has_session,
-        }
+    fn size(&self) -> Option<CacheSize> {
+        Some(SingleCache::size(self))
     }
 }

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::multi::SessionHandle;
+use crate::handle::SessionHandle;
 
 /// Why a session or binding left the cache before its time (other than being
 /// looked up).

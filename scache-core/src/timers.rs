@@ -21,14 +21,14 @@ use hashbrown::HashMap;
 use slab::Slab;
 
 use crate::clock::Instant;
-use crate::list::{Link, Node};
+use crate::list::{Link, Node, MAX_INDEX};
 
-/// Set on link values that name a queue rather than a record.
+/// Set on link values that name a queue rather than a record (no index
+/// reaches it: see [`MAX_INDEX`]).
 const TAG: u32 = 1 << 31;
+const _: () = assert!(MAX_INDEX < TAG);
 /// The link value of records that sit alone in the ordered map.
 const LONE: u32 = u32::MAX;
-/// Slab indices (records and queues) must stay below this value.
-pub(crate) const MAX_INDEX: u32 = TAG - 1;
 
 #[derive(Debug, Clone, Copy)]
 struct Queue {

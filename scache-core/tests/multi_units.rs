@@ -627,11 +627,11 @@ fn both_caches_fit_one_trait_object() {
         );
         assert_eq!(
             cache.size(),
-            CacheSize {
+            Some(CacheSize {
                 dest_count: 1,
                 endp_count: 0,
                 sess_count: 0
-            }
+            })
         );
     }
     assert_eq!(clock.now(), Instant::ZERO);

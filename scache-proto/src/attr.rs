@@ -18,7 +18,7 @@
 //!   buffer.
 //!
 //! ```
-//! use scache_proto::attr::{put_attr, put_end, Decoder, Limits};
+//! use scache_proto::attr::{put_attr, put_end, Decoded, Decoder, Limits};
 //!
 //! let mut wire = Vec::new();
 //! put_attr(&mut wire, b"request", b"find_endp");
@@ -28,14 +28,13 @@
 //!
 //! let mut decoder = Decoder::new(Limits::default());
 //! // Feed the bytes in two arbitrary pieces.
-//! let (used, done) = decoder.decode(&wire[..10]);
-//! assert_eq!((used, done.is_none()), (10, true));
-//! let (used, done) = decoder.decode(&wire[10..]);
+//! assert!(matches!(decoder.decode(&wire[..10]), Decoded::Partial));
+//! let Decoded::Complete { used, message } = decoder.decode(&wire[10..]) else {
+//!     panic!("complete");
+//! };
 //! assert_eq!(used, wire.len() - 10);
-//! assert!(matches!(done, Some(Ok(()))));
-//! let msg = decoder.message();
-//! assert_eq!(msg.len(), 2);
-//! assert_eq!(msg.attr(1), Some((&b"label"[..], &b"line one\nline two"[..])));
+//! assert_eq!(message.len(), 2);
+//! assert_eq!(message.attr(1), Some((&b"label"[..], &b"line one\nline two"[..])));
 //! ```
 #![forbid(unsafe_code)]
 
@@ -115,9 +114,9 @@ impl std::error::Error for DecodeError {}
 /// nothing in steady state.
 ///
 /// Call [`Decoder::decode`] with the bytes at hand; it consumes bytes up to
-/// and including the terminator of *one* message and says what happened.
-/// Unconsumed bytes (the start of the next pipelined message) are the
-/// caller's to feed again.
+/// and including the terminator of *one* message and says what happened
+/// ([`Decoded`]). Unconsumed bytes (the start of the next pipelined
+/// message) are the caller's to feed again.
 #[derive(Debug, Clone)]
 pub struct Decoder {
     limits: Limits,
@@ -193,17 +192,26 @@ impl Decoder {
         self.started = false;
     }
 
-    /// Consumes bytes of `input` up to and including the end of one message.
-    ///
-    /// Returns how many bytes were consumed and:
-    /// - `Some(Ok(()))`: a complete message is ready; read it with
-    ///   [`Decoder::message`] before the next call;
-    /// - `Some(Err(e))`: a complete message was rejected (over a limit); it
-    ///   was skipped without being buffered, and the stream is in sync;
-    /// - `None`: all of `input` was consumed and the message is incomplete.
-    ///
-    /// Never panics, whatever the input.
-    pub fn decode(&mut self, input: &[u8]) -> (usize, Option<Result<(), DecodeError>>) {
+    /// Consumes bytes of `input` up to and including the end of one message,
+    /// and says what it found (see [`Decoded`]). Never panics, whatever the
+    /// input.
+    pub fn decode(&mut self, input: &[u8]) -> Decoded<'_> {
+        match self.decode_one(input) {
+            (_, None) => Decoded::Partial,
+            (used, Some(Ok(()))) => Decoded::Complete {
+                used,
+                message: Message {
+                    buf: &self.buf,
+                    ends: &self.ends,
+                },
+            },
+            (used, Some(Err(error))) => Decoded::Rejected { used, error },
+        }
+    }
+
+    /// The decoding loop: bytes consumed, and the outcome once a message
+    /// ended.
+    fn decode_one(&mut self, input: &[u8]) -> (usize, Option<Result<(), DecodeError>>) {
         if self.ready || self.rejected {
             self.reset();
         }
@@ -228,20 +236,13 @@ impl Decoder {
         (pos, None)
     }
 
-    /// The message completed by the last [`Decoder::decode`] call that
-    /// returned `Some(Ok(()))`; an empty message at any other time.
-    pub fn message(&self) -> Message<'_> {
-        if self.ready {
-            Message {
-                buf: &self.buf,
-                ends: &self.ends,
-            }
-        } else {
-            Message {
-                buf: &[],
-                ends: &[],
-            }
-        }
+    /// The message completed by the last [`Decoder::decode`] call, if that
+    /// call returned [`Decoded::Complete`] (`None` at any other time).
+    pub fn message(&self) -> Option<Message<'_>> {
+        self.ready.then_some(Message {
+            buf: &self.buf,
+            ends: &self.ends,
+        })
     }
 
     /// Appends bytes of the current string, switching to skip mode when a
@@ -266,7 +267,8 @@ impl Decoder {
     }
 
     /// The first attribute of the message rejected by the last
-    /// [`Decoder::decode`] call (the one that returned `Some(Err(_))`), if
+    /// [`Decoder::decode`] call (the one that returned
+    /// [`Decoded::Rejected`]), if
     /// it was complete and within the limits. A server uses it to shape its
     /// "malformed" reply after the request kind, e.g. with
     /// [`crate::message::rejected_kind`].
@@ -331,6 +333,33 @@ impl Decoder {
         }
         None
     }
+}
+
+/// What one [`Decoder::decode`] call found, in the manner of httparse's
+/// `Status`: a complete message, a message cut short, or a message over
+/// the limits.
+#[derive(Debug, Clone, Copy)]
+pub enum Decoded<'d> {
+    /// A complete message: `used` bytes were consumed, through its
+    /// terminator. It is borrowed from the decoder until the next call
+    /// ([`Decoder::message`] gives it again).
+    Complete {
+        /// Bytes of the input consumed.
+        used: usize,
+        /// The message.
+        message: Message<'d>,
+    },
+    /// All of the input was consumed and the message is not complete: feed
+    /// more.
+    Partial,
+    /// A complete message broke a [`Limits`] bound. It was skipped (not
+    /// buffered) through its terminator, so the stream is still in sync.
+    Rejected {
+        /// Bytes of the input consumed.
+        used: usize,
+        /// Which bound it broke.
+        error: DecodeError,
+    },
 }
 
 /// One decoded attribute list, borrowed from its [`Decoder`].
@@ -490,37 +519,60 @@ mod tests {
     fn decode_all(dec: &mut Decoder, mut input: &[u8]) -> Vec<Outcome> {
         let mut out = Vec::new();
         while !input.is_empty() {
-            let (n, r) = dec.decode(input);
-            input = &input[n..];
-            match r {
-                None => assert!(input.is_empty()),
-                Some(Ok(())) => out.push(Ok(dec
-                    .message()
-                    .iter()
-                    .map(|(n, v)| (n.to_vec(), v.to_vec()))
-                    .collect())),
-                Some(Err(e)) => out.push(Err(e)),
+            match dec.decode(input) {
+                Decoded::Partial => input = &[],
+                Decoded::Complete { used, message } => {
+                    out.push(Ok(message
+                        .iter()
+                        .map(|(n, v)| (n.to_vec(), v.to_vec()))
+                        .collect()));
+                    input = &input[used..];
+                }
+                Decoded::Rejected { used, error } => {
+                    out.push(Err(error));
+                    input = &input[used..];
+                }
             }
         }
         out
     }
 
+    /// The outcome of one call, with the bytes it consumed.
+    fn step(d: &mut Decoder, input: &[u8]) -> (usize, Option<Outcome>) {
+        match d.decode(input) {
+            Decoded::Partial => (input.len(), None),
+            Decoded::Complete { used, message } => (
+                used,
+                Some(Ok(message
+                    .iter()
+                    .map(|(n, v)| (n.to_vec(), v.to_vec()))
+                    .collect())),
+            ),
+            Decoded::Rejected { used, error } => (used, Some(Err(error))),
+        }
+    }
+
     #[test]
     fn empty_message() {
         let mut d = Decoder::new(Limits::default());
-        assert_eq!(d.decode(b"\0"), (1, Some(Ok(()))));
-        assert!(d.message().is_empty());
+        assert_eq!(step(&mut d, b"\0"), (1, Some(Ok(vec![]))));
+        assert!(d.message().is_some_and(|m| m.is_empty()));
         assert!(!d.in_message());
     }
 
     #[test]
     fn empty_value_is_not_terminator() {
         let mut d = Decoder::new(Limits::default());
-        assert_eq!(d.decode(b"dummy\0\0"), (7, None));
+        assert_eq!(step(&mut d, b"dummy\0\0"), (7, None));
         assert!(d.in_message());
-        assert_eq!(d.decode(b"\0"), (1, Some(Ok(()))));
-        assert_eq!(d.message().attr(0), Some((&b"dummy"[..], &b""[..])));
-        assert_eq!(d.message().attr(1), None);
+        assert!(d.message().is_none());
+        assert_eq!(
+            step(&mut d, b"\0"),
+            (1, Some(Ok(vec![(b"dummy".to_vec(), vec![])])))
+        );
+        let msg = d.message().expect("complete");
+        assert_eq!(msg.attr(0), Some((&b"dummy"[..], &b""[..])));
+        assert_eq!(msg.attr(1), None);
     }
 
     #[test]
@@ -573,20 +625,20 @@ mod tests {
             max_attrs: 4,
         };
         let mut d = Decoder::new(limits);
-        let (_, r) = d.decode(b"request\0find_endp\0label\0abcdefghij\0\0");
+        let (_, r) = step(&mut d, b"request\0find_endp\0label\0abcdefghij\0\0");
         assert_eq!(r, Some(Err(DecodeError::ValueTooLong { limit: 9 })));
         assert_eq!(
             d.rejected_head(),
             Some((&b"request"[..], &b"find_endp"[..]))
         );
-        assert!(d.message().is_empty());
+        assert!(d.message().is_none());
         // Too long at the first attribute: nothing kept.
-        let (_, r) = d.decode(b"request\0find_endp_with_long_name\0\0");
+        let (_, r) = step(&mut d, b"request\0find_endp_with_long_name\0\0");
         assert!(matches!(r, Some(Err(_))));
         assert_eq!(d.rejected_head(), None);
         // Cleared by the next call.
-        let (_, r) = d.decode(b"\0");
-        assert_eq!(r, Some(Ok(())));
+        let (_, r) = step(&mut d, b"\0");
+        assert_eq!(r, Some(Ok(vec![])));
         assert_eq!(d.rejected_head(), None);
     }
 

@@ -45,7 +45,7 @@ use std::time::{Duration, Instant};
 
 use scache_core::{CacheSize, ConnectionCache, FoundDest, FoundEndp};
 
-use crate::attr::{DecodeError, Decoder, Limits};
+use crate::attr::{DecodeError, Decoded, Decoder, Limits};
 use crate::message::{
     self, encode_request, parse_reply, EncodeError, Reply, ReplyError, Request, RequestKind,
     Status, MAX_TTL,
@@ -56,16 +56,16 @@ use crate::unix::{self, Interest, RecvFdError};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
     /// Send the pending output, then read bytes and feed them to
-    /// [`ClientExchange::on_bytes`].
+    /// [`ClientExchange::handle_bytes`].
     ReadBytes,
     /// Send the pending output, then send the session's descriptor and call
-    /// [`ClientExchange::on_fd_sent`].
+    /// [`ClientExchange::handle_fd_sent`].
     SendFd,
     /// Send the pending output, then receive one descriptor and call
-    /// [`ClientExchange::on_fd_received`].
+    /// [`ClientExchange::handle_fd_received`].
     RecvFd,
     /// Send the pending output; the outcome is ready
-    /// ([`ClientExchange::take_outcome`]).
+    /// ([`ClientExchange::poll_outcome`]).
     Done,
     /// Between operations: [`ClientExchange::start`] may be called.
     Idle,
@@ -171,23 +171,23 @@ enum State {
 ///
 /// let mut ex = ClientExchange::new(Limits::default());
 /// let mut out = Vec::new();
-/// ex.on_bytes(b"protocol\0connection_cache_protocol\0\0", &mut out).unwrap();
-/// assert_eq!(ex.step(), Step::Idle);
+/// ex.handle_bytes(b"protocol\0connection_cache_protocol\0\0", &mut out).unwrap();
+/// assert_eq!(ex.poll_step(), Step::Idle);
 ///
 /// ex.start(&Request::FindEndp { endp: b"e" }, &mut out).unwrap();
 /// assert_eq!(out, b"request\0find_endp\0label\0e\0\0");
 /// out.clear();
-/// ex.on_bytes(b"status\x000\x00property\0p\0\0", &mut out).unwrap();
+/// ex.handle_bytes(b"status\x000\x00property\0p\0\0", &mut out).unwrap();
 /// assert_eq!(out, b"dummy\0\0\0"); // send this, then receive the descriptor
-/// assert_eq!(ex.step(), Step::RecvFd);
+/// assert_eq!(ex.poll_step(), Step::RecvFd);
 /// out.clear();
-/// ex.on_fd_received(&mut out).unwrap();
+/// ex.handle_fd_received(&mut out).unwrap();
 /// assert_eq!(out, b"dummy\0\0\0"); // the closing dummy
 /// assert_eq!(
-///     ex.take_outcome(),
+///     ex.poll_outcome(),
 ///     Some(Outcome::FoundEndp { status: Status::Ok, endp_prop: b"p".to_vec() })
 /// );
-/// assert_eq!(ex.step(), Step::Idle);
+/// assert_eq!(ex.poll_step(), Step::Idle);
 /// ```
 #[derive(Debug)]
 pub struct ClientExchange {
@@ -205,7 +205,7 @@ impl ClientExchange {
     }
 
     /// What the driver must do next.
-    pub fn step(&self) -> Step {
+    pub fn poll_step(&self) -> Step {
         match self.state {
             State::AwaitGreeting | State::AwaitSaveDummy | State::AwaitReply(_) => Step::ReadBytes,
             State::Idle => Step::Idle,
@@ -242,18 +242,17 @@ impl ClientExchange {
     /// Feeds bytes read from the server; may append a `dummy` to `out`.
     /// Bytes beyond the one message the exchange waits for, or bytes when
     /// none are expected, break the exchange.
-    pub fn on_bytes(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), ProtocolError> {
+    pub fn handle_bytes(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), ProtocolError> {
         if input.is_empty() {
             return Ok(());
         }
-        if self.step() != Step::ReadBytes {
+        if self.poll_step() != Step::ReadBytes {
             return Err(self.broken(ProtocolError::UnexpectedData));
         }
-        let (used, done) = self.decoder.decode(input);
-        match done {
-            None => Ok(()),
-            Some(Err(e)) => Err(self.broken(ProtocolError::Decode(e))),
-            Some(Ok(())) => {
+        match self.decoder.decode(input) {
+            Decoded::Partial => Ok(()),
+            Decoded::Rejected { error, .. } => Err(self.broken(ProtocolError::Decode(error))),
+            Decoded::Complete { used, .. } => {
                 if used < input.len() {
                     return Err(self.broken(ProtocolError::UnexpectedData));
                 }
@@ -269,7 +268,7 @@ impl ClientExchange {
     }
 
     /// The driver sent the descriptor asked for by [`Step::SendFd`].
-    pub fn on_fd_sent(&mut self) -> Result<(), ProtocolError> {
+    pub fn handle_fd_sent(&mut self) -> Result<(), ProtocolError> {
         match self.state {
             State::SendFd => {
                 self.state = State::AwaitReply(RequestKind::SaveEndp);
@@ -281,7 +280,7 @@ impl ClientExchange {
 
     /// The driver received the descriptor asked for by [`Step::RecvFd`];
     /// appends the closing `dummy` to `out`.
-    pub fn on_fd_received(&mut self, out: &mut Vec<u8>) -> Result<(), ProtocolError> {
+    pub fn handle_fd_received(&mut self, out: &mut Vec<u8>) -> Result<(), ProtocolError> {
         match std::mem::replace(&mut self.state, State::Idle) {
             State::RecvFd(outcome) => {
                 message::encode_dummy(out);
@@ -296,7 +295,7 @@ impl ClientExchange {
     }
 
     /// Takes the outcome once [`Step::Done`]; the exchange becomes idle.
-    pub fn take_outcome(&mut self) -> Option<Outcome> {
+    pub fn poll_outcome(&mut self) -> Option<Outcome> {
         match std::mem::replace(&mut self.state, State::Idle) {
             State::Done(outcome) => Some(outcome),
             other => {
@@ -312,7 +311,7 @@ impl ClientExchange {
     }
 
     fn on_message(&mut self, out: &mut Vec<u8>) -> Result<State, ProtocolError> {
-        let msg = self.decoder.message();
+        let msg = self.decoder.message().ok_or(ProtocolError::OutOfSequence)?;
         Ok(match self.state {
             State::AwaitGreeting => {
                 message::parse_greeting(&msg).map_err(ProtocolError::Reply)?;
@@ -646,23 +645,23 @@ impl Client {
         loop {
             send_all(conn.sock.as_fd(), out, deadline)?;
             out.clear();
-            match conn.exchange.step() {
+            match conn.exchange.poll_step() {
                 Step::ReadBytes => read_some(conn, buf, out, deadline)?,
                 Step::SendFd => {
                     let fd = fd.ok_or(ProtocolError::OutOfSequence)?;
                     wait_for(conn.sock.as_fd(), Interest::Write, deadline)?;
                     unix::send_fd(conn.sock.as_fd(), fd).map_err(ClientError::Io)?;
-                    conn.exchange.on_fd_sent()?;
+                    conn.exchange.handle_fd_sent()?;
                 }
                 Step::RecvFd => {
                     wait_for(conn.sock.as_fd(), Interest::Read, deadline)?;
                     received = Some(unix::recv_fd(conn.sock.as_fd())?);
-                    conn.exchange.on_fd_received(out)?;
+                    conn.exchange.handle_fd_received(out)?;
                 }
                 Step::Done => {
                     let outcome = conn
                         .exchange
-                        .take_outcome()
+                        .poll_outcome()
                         .ok_or(ProtocolError::OutOfSequence)?;
                     conn.last_used = Instant::now();
                     return Ok(Done {
@@ -702,7 +701,7 @@ impl Client {
                 unix::wait(conn.sock.as_fd(), Interest::Read, Duration::ZERO),
                 Ok(false)
             );
-            if too_old || too_idle || stale || conn.exchange.step() != Step::Idle {
+            if too_old || too_idle || stale || conn.exchange.poll_step() != Step::Idle {
                 self.conn = None;
             }
         }
@@ -719,10 +718,10 @@ impl Client {
         };
         let Client { out, buf, .. } = self;
         out.clear();
-        while conn.exchange.step() == Step::ReadBytes {
+        while conn.exchange.poll_step() == Step::ReadBytes {
             read_some(&mut conn, buf, out, deadline)?;
         }
-        if conn.exchange.step() != Step::Idle {
+        if conn.exchange.poll_step() != Step::Idle {
             return Err(ProtocolError::UnexpectedData.into());
         }
         self.conn = Some(conn);
@@ -790,7 +789,7 @@ fn read_some(
                 if got.len == 0 {
                     return Err(ClientError::Closed);
                 }
-                conn.exchange.on_bytes(&buf[..got.len], out)?;
+                conn.exchange.handle_bytes(&buf[..got.len], out)?;
                 return Ok(());
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
@@ -913,10 +912,10 @@ impl ConnectionCache for Client {
         }
     }
 
-    /// Always zeros: a remote cache's sizes are not known here (as in
-    /// Postfix's client). Use [`Client::stats`] to ask our daemon.
-    fn size(&self) -> CacheSize {
-        CacheSize::default()
+    /// Unknown (`None`): the sizes live in the daemon, and Postfix's
+    /// daemon does not report them. Ask ours with [`Client::stats`].
+    fn size(&self) -> Option<CacheSize> {
+        None
     }
 }
 
@@ -937,7 +936,7 @@ mod tests {
     fn save_endp_refused_without_dummy() {
         let mut ex = ClientExchange::new(Limits::default());
         let mut out = Vec::new();
-        ex.on_bytes(b"protocol\0connection_cache_protocol\0\0", &mut out)
+        ex.handle_bytes(b"protocol\0connection_cache_protocol\0\0", &mut out)
             .unwrap();
         ex.start(
             &Request::SaveEndp {
@@ -948,8 +947,8 @@ mod tests {
             &mut out,
         )
         .unwrap();
-        ex.on_bytes(b"status\x001\0\0", &mut out).unwrap();
-        assert_eq!(ex.take_outcome(), Some(Outcome::Saved(Status::Bad)));
+        ex.handle_bytes(b"status\x001\0\0", &mut out).unwrap();
+        assert_eq!(ex.poll_outcome(), Some(Outcome::Saved(Status::Bad)));
     }
 
     #[test]
@@ -957,18 +956,18 @@ mod tests {
         let mut ex = ClientExchange::new(Limits::default());
         let mut out = Vec::new();
         let e = ex
-            .on_bytes(b"protocol\0connection_cache_protocol\0\0x", &mut out)
+            .handle_bytes(b"protocol\0connection_cache_protocol\0\0x", &mut out)
             .unwrap_err();
         assert_eq!(e, ProtocolError::UnexpectedData);
-        assert_eq!(ex.step(), Step::Broken);
+        assert_eq!(ex.poll_step(), Step::Broken);
     }
 
     #[test]
     fn bad_greeting() {
         let mut ex = ClientExchange::new(Limits::default());
         let mut out = Vec::new();
-        assert!(ex.on_bytes(b"protocol\0other\0\0", &mut out).is_err());
+        assert!(ex.handle_bytes(b"protocol\0other\0\0", &mut out).is_err());
         let mut ex = ClientExchange::new(Limits::default());
-        assert!(ex.on_bytes(b"status\x000\0\0", &mut out).is_err());
+        assert!(ex.handle_bytes(b"status\x000\0\0", &mut out).is_err());
     }
 }

@@ -12,8 +12,6 @@
 //! | [`server`] | the server side of one connection as a pure state machine |
 //! | [`client`] | the client side as a pure state machine, and a blocking [`client::Client`] implementing [`scache_core::ConnectionCache`] |
 //! | [`unix`] | the only module with socket system calls: descriptor passing with `SCM_RIGHTS`, non-blocking reads that never lose a descriptor |
-//! | [`harness`] | starts a daemon the way Postfix's `master(8)` does (tests, benchmarks) |
-//! | [`fuzzing`] | the bodies of the fuzz targets, also replayed by ordinary tests |
 //!
 //! # Linking from a Rust MTA
 //!
@@ -53,7 +51,7 @@
 //! A request from bytes to a typed value:
 //!
 //! ```
-//! use scache_proto::attr::{Decoder, Limits};
+//! use scache_proto::attr::{Decoded, Decoder, Limits};
 //! use scache_proto::message::{self, parse_request, Request, Status};
 //!
 //! let mut decoder = Decoder::new(Limits::default());
@@ -62,10 +60,11 @@
 //! let mut pos = 0;
 //! let mut replies = Vec::new();
 //! while pos < input.len() {
-//!     let (used, done) = decoder.decode(&input[pos..]);
+//!     let Decoded::Complete { used, message } = decoder.decode(&input[pos..]) else {
+//!         break;
+//!     };
 //!     pos += used;
-//!     let Some(Ok(())) = done else { break };
-//!     match parse_request(&decoder.message()).unwrap().request {
+//!     match parse_request(&message).unwrap().request {
 //!         Request::FindEndp { endp } => {
 //!             assert_eq!(endp, b"a");
 //!             message::encode_find_endp_reply(&mut replies, Status::Fail, b"");
@@ -85,8 +84,6 @@
 
 pub mod attr;
 pub mod client;
-pub mod fuzzing;
-pub mod harness;
 pub mod message;
 pub mod server;
 pub mod unix;

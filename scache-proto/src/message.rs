@@ -316,13 +316,13 @@ impl std::error::Error for RequestError<'_> {}
 /// Parses a request message strictly (see the module documentation).
 ///
 /// ```
-/// use scache_proto::attr::{Decoder, Limits};
+/// use scache_proto::attr::{Decoded, Decoder, Limits};
 /// use scache_proto::message::{parse_request, Request, RequestKind};
 ///
 /// let mut decoder = Decoder::new(Limits::default());
 /// let wire = b"request\0save_dest\0ttl\x002\0label\0dest\0property\0p\0label\0endp\0\0";
-/// assert!(matches!(decoder.decode(wire), (_, Some(Ok(())))));
-/// let parsed = parse_request(&decoder.message()).unwrap();
+/// let Decoded::Complete { message, .. } = decoder.decode(wire) else { panic!() };
+/// let parsed = parse_request(&message).unwrap();
 /// assert_eq!(
 ///     parsed.request,
 ///     Request::SaveDest { ttl: 2, dest: b"dest", dest_prop: b"p", endp: b"endp" }
@@ -330,8 +330,8 @@ impl std::error::Error for RequestError<'_> {}
 /// assert_eq!(parsed.extra, None);
 ///
 /// let wire = b"request\0find_endp\0property\0x\0\0";
-/// assert!(matches!(decoder.decode(wire), (_, Some(Ok(())))));
-/// let err = parse_request(&decoder.message()).unwrap_err();
+/// let Decoded::Complete { message, .. } = decoder.decode(wire) else { panic!() };
+/// let err = parse_request(&message).unwrap_err();
 /// assert_eq!(err.kind(), RequestKind::FindEndp);
 /// ```
 pub fn parse_request<'a>(msg: &Message<'a>) -> Result<Parsed<'a>, RequestError<'a>> {
@@ -534,12 +534,12 @@ pub fn encode_malformed(out: &mut Vec<u8>, kind: RequestKind) {
 /// `request`.
 ///
 /// ```
-/// use scache_proto::attr::{Decoder, Limits};
+/// use scache_proto::attr::{Decoded, Decoder, Limits};
 /// use scache_proto::message::{rejected_kind, RequestKind};
 ///
 /// let mut d = Decoder::new(Limits { max_value_len: 16, ..Limits::default() });
-/// let (_, r) = d.decode(b"request\0find_endp\0label\0far too long a label\0\0");
-/// assert!(matches!(r, Some(Err(_))));
+/// let r = d.decode(b"request\0find_endp\0label\0far too long a label\0\0");
+/// assert!(matches!(r, Decoded::Rejected { .. }));
 /// assert_eq!(rejected_kind(&d), RequestKind::FindEndp);
 /// ```
 pub fn rejected_kind(decoder: &crate::attr::Decoder) -> RequestKind {

@@ -1,13 +1,18 @@
 //! The server side of one client connection, as a pure state machine.
 //!
-//! [`ServerConn`] performs no system call. Its driver (the daemon's event
-//! loop, a test, a fuzz target) feeds it what arrived on the socket — bytes,
-//! possibly with a descriptor attached — and takes back what to send: bytes
-//! from [`ServerConn::output`], and when [`ServerConn::fd_to_send`] says so,
-//! one descriptor. Cache operations are applied through a [`Backend`] the
-//! driver passes in, so the machine never owns the cache.
+//! [`ServerConn`] performs no system call and reads no clock. Its driver
+//! (the daemon's event loop, a test, a fuzz target) tells it what happened
+//! with `handle_*` methods, each given the current time — bytes arrived
+//! (possibly with a descriptor), output was sent, a descriptor was sent,
+//! the peer closed, a deadline passed — and asks what to do with `poll_*`
+//! methods: bytes to send ([`ServerConn::poll_output`]), a descriptor to
+//! send ([`ServerConn::poll_fd_to_send`]), when to call back
+//! ([`ServerConn::poll_timeout`]), what to log ([`ServerConn::poll_notice`]).
+//! Cache operations are applied through a [`Backend`] the driver passes in,
+//! so the machine never owns the cache. This is quinn-proto's split between
+//! a protocol state machine and the I/O around it.
 //!
-//! The exchanges are those of `protocol.md` (Postfix 3.x on Linux):
+//! The exchanges are those of `docs/protocol.md` (Postfix 3.x on Linux):
 //!
 //! ```text
 //! save_endp:  C request  S dummy  C fd  S status
@@ -26,12 +31,17 @@
 //!   disappears or misbehaves before the descriptor is handed over;
 //! - output is bounded: [`ServerConn::wants_input`] turns false while too many
 //!   reply bytes are waiting, so a client that does not read stalls only
-//!   itself.
+//!   itself;
+//! - a client that stops in the middle of an exchange is given up after a
+//!   timeout of its own (Postfix's `ipc_timeout`), without holding up others.
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::time::Duration;
 
-use crate::attr::{self, DecodeError, Decoder, Limits};
+use scache_core::Instant;
+
+use crate::attr::{self, DecodeError, Decoded, Decoder, Limits};
 use crate::message::{self, parse_request, Request, RequestKind, Status};
 
 /// How many reply bytes may wait for a slow reader before the connection
@@ -111,6 +121,9 @@ pub enum CloseReason {
     ProtocolViolation(String),
     /// Sending a descriptor failed.
     SendFailed,
+    /// The peer made no progress in the middle of an exchange for longer
+    /// than the connection's timeout.
+    Timeout,
 }
 
 impl fmt::Display for CloseReason {
@@ -119,6 +132,7 @@ impl fmt::Display for CloseReason {
             CloseReason::PeerClosed => f.write_str("peer closed the connection"),
             CloseReason::ProtocolViolation(why) => write!(f, "protocol violation: {why}"),
             CloseReason::SendFailed => f.write_str("cannot send file descriptor"),
+            CloseReason::Timeout => f.write_str("timeout in the middle of an exchange"),
         }
     }
 }
@@ -164,6 +178,11 @@ pub struct ServerConn<S> {
     notices: VecDeque<Notice>,
     high_water: usize,
     requests: u64,
+    /// How long the peer may stall in the middle of an exchange.
+    timeout: Option<Duration>,
+    /// When the peer last made progress (input consumed, output or a
+    /// descriptor taken).
+    last_progress: Instant,
 }
 
 impl<S> fmt::Debug for ServerConn<S> {
@@ -171,14 +190,17 @@ impl<S> fmt::Debug for ServerConn<S> {
         f.debug_struct("ServerConn")
             .field("phase", &self.phase())
             .field("pending", &self.pending.len())
-            .field("output", &self.output().len())
+            .field("output", &self.poll_output().len())
+            .field("timeout", &self.poll_timeout())
             .finish()
     }
 }
 
 impl<S> ServerConn<S> {
-    /// A new connection with the greeting already queued for output.
-    pub fn new(limits: Limits) -> ServerConn<S> {
+    /// A new connection, accepted at `now`, with the greeting already
+    /// queued for output. It has no timeout until
+    /// [`set_timeout`](ServerConn::set_timeout).
+    pub fn new(limits: Limits, now: Instant) -> ServerConn<S> {
         let mut out = Vec::with_capacity(256);
         message::encode_greeting(&mut out);
         ServerConn {
@@ -192,7 +214,19 @@ impl<S> ServerConn<S> {
             notices: VecDeque::new(),
             high_water: DEFAULT_OUTPUT_HIGH_WATER,
             requests: 0,
+            timeout: None,
+            last_progress: now,
         }
+    }
+
+    /// Sets how long the peer may stall in the middle of an exchange
+    /// (Postfix's `ipc_timeout`) before [`handle_timeout`] gives it up;
+    /// `None`: forever. An idle connection (between requests, nothing
+    /// buffered) never times out here.
+    ///
+    /// [`handle_timeout`]: ServerConn::handle_timeout
+    pub fn set_timeout(&mut self, timeout: Option<Duration>) {
+        self.timeout = timeout;
     }
 
     /// Sets how many reply bytes may wait before input is paused.
@@ -225,7 +259,7 @@ impl<S> ServerConn<S> {
     pub fn is_idle(&self) -> bool {
         matches!(self.state, State::Request)
             && self.pending.is_empty()
-            && self.output().is_empty()
+            && self.poll_output().is_empty()
             && !self.decoder.in_message()
     }
 
@@ -235,16 +269,65 @@ impl<S> ServerConn<S> {
     }
 
     /// Bytes waiting to be written to the client.
-    pub fn output(&self) -> &[u8] {
+    pub fn poll_output(&self) -> &[u8] {
         &self.out[self.out_start..]
     }
 
-    /// Marks `n` bytes of [`ServerConn::output`] as written.
-    pub fn consume_output(&mut self, n: usize) {
+    /// `n` bytes of [`poll_output`](ServerConn::poll_output) were written
+    /// at `now`. Input that was kept back while output was over its
+    /// high-water mark is served now that there is room (which may queue
+    /// more output).
+    pub fn handle_output_sent<B: Backend<Session = S>>(
+        &mut self,
+        now: Instant,
+        n: usize,
+        backend: &mut B,
+    ) {
+        if n > 0 {
+            self.last_progress = now;
+        }
         self.out_start = self.out_start.saturating_add(n).min(self.out.len());
         if self.out_start == self.out.len() {
             self.out.clear();
             self.out_start = 0;
+        }
+        let ready = matches!(
+            self.state,
+            State::Request
+                | State::AwaitFd { .. }
+                | State::AwaitDummyBeforeFd(_)
+                | State::AwaitDummyAfterFd
+        );
+        if ready && self.below_high_water() {
+            self.drain_pending(backend);
+        }
+    }
+
+    /// When the driver must call [`handle_timeout`](ServerConn::handle_timeout)
+    /// next: the peer's deadline while it is in the middle of an exchange,
+    /// `None` while it is idle (or without a timeout, or closed).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let timeout = self.timeout?;
+        if self.is_idle() || matches!(self.state, State::Closed(_)) {
+            return None;
+        }
+        Some(self.last_progress.saturating_add(timeout))
+    }
+
+    /// Time has come to `now`: a peer past its deadline is given up
+    /// ([`CloseReason::Timeout`]; a session in the middle of a hand-over
+    /// goes back into the cache). Returns whether it was.
+    pub fn handle_timeout<B: Backend<Session = S>>(
+        &mut self,
+        now: Instant,
+        backend: &mut B,
+    ) -> bool {
+        match self.poll_timeout() {
+            Some(deadline) if now >= deadline => {
+                self.handle_close(backend, CloseReason::Timeout);
+                true
+            }
+            _ => false,
         }
     }
 
@@ -260,24 +343,31 @@ impl<S> ServerConn<S> {
     }
 
     fn below_high_water(&self) -> bool {
-        self.output().len() < self.high_water
+        self.poll_output().len() < self.high_water
     }
 
     /// The session whose descriptor the driver must send now, after
-    /// flushing [`ServerConn::output`]. Report the result with
-    /// [`ServerConn::fd_sent`] or [`ServerConn::fd_send_failed`].
-    pub fn fd_to_send(&self) -> Option<&S> {
+    /// flushing [`poll_output`](ServerConn::poll_output). Report the result
+    /// with [`handle_fd_sent`](ServerConn::handle_fd_sent) or
+    /// [`handle_fd_send_failed`](ServerConn::handle_fd_send_failed).
+    pub fn poll_fd_to_send(&self) -> Option<&S> {
         match &self.state {
-            State::SendFd(s) if self.output().is_empty() => Some(s),
+            State::SendFd(s) if self.poll_output().is_empty() => Some(s),
             _ => None,
         }
     }
 
-    /// The descriptor of the session from [`ServerConn::fd_to_send`] was
-    /// sent: the session is returned so the driver can close its copy.
-    pub fn fd_sent<B: Backend<Session = S>>(&mut self, backend: &mut B) -> Option<S> {
+    /// The descriptor of the session from
+    /// [`poll_fd_to_send`](ServerConn::poll_fd_to_send) was sent at `now`:
+    /// the session is returned so the driver can close its copy.
+    pub fn handle_fd_sent<B: Backend<Session = S>>(
+        &mut self,
+        now: Instant,
+        backend: &mut B,
+    ) -> Option<S> {
         match std::mem::replace(&mut self.state, State::AwaitDummyAfterFd) {
             State::SendFd(s) => {
+                self.last_progress = now;
                 // The client may have pipelined its closing dummy already.
                 self.drain_pending(backend);
                 Some(s)
@@ -292,21 +382,21 @@ impl<S> ServerConn<S> {
     /// Sending the descriptor failed: the session goes back into the cache
     /// and the connection is closed.
     /// Does nothing unless a descriptor was due.
-    pub fn fd_send_failed<B: Backend<Session = S>>(&mut self, backend: &mut B) {
+    pub fn handle_fd_send_failed<B: Backend<Session = S>>(&mut self, backend: &mut B) {
         if matches!(self.state, State::SendFd(_)) {
-            self.on_close(backend, CloseReason::SendFailed);
+            self.handle_close(backend, CloseReason::SendFailed);
         }
     }
 
     /// The next notice worth logging, if any.
-    pub fn take_notice(&mut self) -> Option<Notice> {
+    pub fn poll_notice(&mut self) -> Option<Notice> {
         self.notices.pop_front()
     }
 
     /// The peer closed its end (read returned EOF) or the connection is
-    /// being dropped (timeout, shutdown): a session in the middle of a
-    /// hand-over goes back into the cache.
-    pub fn on_close<B: Backend<Session = S>>(&mut self, backend: &mut B, reason: CloseReason) {
+    /// being dropped (shutdown): a session in the middle of a hand-over
+    /// goes back into the cache.
+    pub fn handle_close<B: Backend<Session = S>>(&mut self, backend: &mut B, reason: CloseReason) {
         match std::mem::replace(&mut self.state, State::Closed(reason)) {
             State::AwaitDummyBeforeFd(s) | State::SendFd(s) => {
                 backend.put_back(s);
@@ -317,11 +407,12 @@ impl<S> ServerConn<S> {
         }
     }
 
-    /// Feeds what one read returned: `data` and, if one came with it, a
+    /// What one read returned at `now`: `data` and, if one came with it, a
     /// descriptor. Everything that can be answered is answered (replies go
-    /// to [`ServerConn::output`]); what must wait is kept.
-    pub fn on_input<B: Backend<Session = S>>(
+    /// to [`poll_output`](ServerConn::poll_output)); what must wait is kept.
+    pub fn handle_input<B: Backend<Session = S>>(
         &mut self,
+        now: Instant,
         backend: &mut B,
         data: &[u8],
         fd: Option<B::Fd>,
@@ -329,6 +420,7 @@ impl<S> ServerConn<S> {
         if let State::Closed(_) = self.state {
             return;
         }
+        self.last_progress = now;
         let Some(fd) = fd else {
             self.feed(backend, data);
             return;
@@ -372,21 +464,6 @@ impl<S> ServerConn<S> {
         }
     }
 
-    /// Serves input that was kept back while output was over its high-water
-    /// mark; call after output was written.
-    pub fn resume<B: Backend<Session = S>>(&mut self, backend: &mut B) {
-        let ready = matches!(
-            self.state,
-            State::Request
-                | State::AwaitFd { .. }
-                | State::AwaitDummyBeforeFd(_)
-                | State::AwaitDummyAfterFd
-        );
-        if ready && self.below_high_water() {
-            self.drain_pending(backend);
-        }
-    }
-
     /// Processes buffered input after a step that had to wait completed.
     fn drain_pending<B: Backend<Session = S>>(&mut self, backend: &mut B) {
         if self.pending.is_empty() {
@@ -420,18 +497,24 @@ impl<S> ServerConn<S> {
                 }
                 State::SendFd(_) | State::Closed(_) => break,
             }
-            if self.output().len() >= self.high_water {
+            if self.poll_output().len() >= self.high_water {
                 break;
             }
-            let (n, done) = self.decoder.decode(&data[used..]);
-            used += n;
-            match done {
-                None => {
-                    debug_assert_eq!(used, data.len());
+            let result = match self.decoder.decode(&data[used..]) {
+                Decoded::Partial => {
+                    used = data.len();
                     break;
                 }
-                Some(result) => self.on_message(backend, result),
-            }
+                Decoded::Complete { used: n, .. } => {
+                    used += n;
+                    Ok(())
+                }
+                Decoded::Rejected { used: n, error } => {
+                    used += n;
+                    Err(error)
+                }
+            };
+            self.on_message(backend, result);
         }
         used
     }
@@ -489,7 +572,9 @@ impl<S> ServerConn<S> {
             });
             return;
         }
-        let msg = self.decoder.message();
+        let Some(msg) = self.decoder.message() else {
+            return;
+        };
         let parsed = match parse_request(&msg) {
             Ok(parsed) => parsed,
             Err(e) => {
@@ -503,7 +588,7 @@ impl<S> ServerConn<S> {
         };
         if let Some(name) = parsed.extra {
             self.notices.push_back(Notice::ExtraAttribute {
-                kind: request_kind(&parsed.request),
+                kind: parsed.request.kind(),
                 name: String::from_utf8_lossy(name).into_owned(),
             });
         }
@@ -564,15 +649,5 @@ impl<S> ServerConn<S> {
 }
 
 fn is_dummy(decoder: &Decoder) -> bool {
-    message::is_dummy(&decoder.message())
-}
-
-fn request_kind(request: &Request<'_>) -> RequestKind {
-    match request {
-        Request::SaveEndp { .. } => RequestKind::SaveEndp,
-        Request::FindEndp { .. } => RequestKind::FindEndp,
-        Request::SaveDest { .. } => RequestKind::SaveDest,
-        Request::FindDest { .. } => RequestKind::FindDest,
-        Request::Stats => RequestKind::Stats,
-    }
+    decoder.message().is_some_and(|m| message::is_dummy(&m))
 }

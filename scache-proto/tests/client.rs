@@ -106,7 +106,7 @@ fn no_server_retries_once_then_disables() {
         Err(ClientError::Disabled)
     ));
     assert_eq!(logs_about(&path).len(), 2);
-    assert_eq!(client.size(), scache_core::CacheSize::default());
+    assert_eq!(client.size(), None);
 }
 
 #[test]

@@ -3,7 +3,7 @@
 //! arbitrary chunking, pipelining, limits and resynchronisation.
 
 use proptest::prelude::*;
-use scache_proto::attr::{put_attr, put_end, DecodeError, Decoder, Limits};
+use scache_proto::attr::{put_attr, put_end, DecodeError, Decoded, Decoder, Limits};
 use scache_proto::message::{
     encode_request, parse_request, parse_ttl, parse_unsigned, Request, MAX_TTL,
 };
@@ -42,6 +42,15 @@ fn encode(msgs: &[Msg]) -> Vec<u8> {
     out
 }
 
+/// One `decode` call as (bytes consumed, outcome once a message ended).
+fn decode_step(dec: &mut Decoder, input: &[u8]) -> (usize, Option<Result<(), DecodeError>>) {
+    match dec.decode(input) {
+        Decoded::Partial => (input.len(), None),
+        Decoded::Complete { used, .. } => (used, Some(Ok(()))),
+        Decoded::Rejected { used, error } => (used, Some(Err(error))),
+    }
+}
+
 /// Decodes `input` split at `cuts` (sorted offsets), returning every
 /// outcome and whether a partial message remains.
 fn decode_split(
@@ -59,12 +68,13 @@ fn decode_split(
         let mut piece = &input[start..end.max(start)];
         start = end.max(start);
         while !piece.is_empty() {
-            let (used, done) = dec.decode(piece);
+            let (used, done) = decode_step(&mut dec, piece);
             piece = &piece[used..];
             match done {
                 None => assert!(piece.is_empty()),
                 Some(Ok(())) => out.push(Ok(dec
                     .message()
+                    .expect("complete")
                     .iter()
                     .map(|(n, v)| (n.to_vec(), v.to_vec()))
                     .collect())),
@@ -158,10 +168,10 @@ proptest! {
         let mut wire = Vec::new();
         encode_request(&mut wire, &request).unwrap();
         let mut dec = Decoder::new(Limits::default());
-        let (used, done) = dec.decode(&wire);
+        let (used, done) = decode_step(&mut dec, &wire);
         prop_assert_eq!(used, wire.len());
         prop_assert_eq!(done, Some(Ok(())));
-        let parsed = parse_request(&dec.message()).unwrap();
+        let parsed = parse_request(&dec.message().expect("complete")).unwrap();
         prop_assert_eq!(parsed.request, request);
         prop_assert_eq!(parsed.extra, None);
     }
@@ -186,7 +196,7 @@ proptest! {
         let mut dec = Decoder::new(limits);
         let mut rest = &input[..];
         while !rest.is_empty() {
-            let (used, done) = dec.decode(rest);
+            let (used, done) = decode_step(&mut dec, rest);
             prop_assert!(used <= rest.len());
             if done.is_some() { prop_assert!(used > 0); } else { prop_assert_eq!(used, rest.len()); }
             rest = &rest[used..];
@@ -201,10 +211,10 @@ fn nul_flood_is_a_stream_of_empty_messages() {
     let mut rest = &input[..];
     let mut n = 0;
     while !rest.is_empty() {
-        let (used, done) = dec.decode(rest);
+        let (used, done) = decode_step(&mut dec, rest);
         assert_eq!(used, 1);
         assert_eq!(done, Some(Ok(())));
-        assert!(dec.message().is_empty());
+        assert!(dec.message().expect("complete").is_empty());
         rest = &rest[used..];
         n += 1;
     }
@@ -218,12 +228,12 @@ fn oversized_value_is_not_buffered() {
     let mut dec = Decoder::new(Limits::default());
     let mut total = 0usize;
     assert_eq!(
-        dec.decode(b"request\0save_endp\0ttl\x002\0label\0"),
+        decode_step(&mut dec, b"request\0save_endp\0ttl\x002\0label\0"),
         (30, None)
     );
     let chunk = vec![b'x'; 4096];
     for _ in 0..(10 << 20) / 4096 {
-        let (used, done) = dec.decode(&chunk);
+        let (used, done) = decode_step(&mut dec, &chunk);
         assert_eq!((used, done), (4096, None));
         assert!(
             dec.buffered_len() <= 64 * 1024 + 100,
@@ -233,16 +243,21 @@ fn oversized_value_is_not_buffered() {
         total += used;
     }
     assert!(total >= 10 << 20);
-    let (used, done) = dec.decode(b"\0property\0p\0\0request\0find_endp\0label\0e\0\0");
+    let (used, done) = decode_step(
+        &mut dec,
+        b"\0property\0p\0\0request\0find_endp\0label\0e\0\0",
+    );
     assert_eq!(used, 13);
     assert_eq!(
         done,
         Some(Err(DecodeError::ValueTooLong { limit: 64 * 1024 }))
     );
-    let (_, done) = dec.decode(b"request\0find_endp\0label\0e\0\0");
+    let (_, done) = decode_step(&mut dec, b"request\0find_endp\0label\0e\0\0");
     assert_eq!(done, Some(Ok(())));
     assert_eq!(
-        parse_request(&dec.message()).unwrap().request,
+        parse_request(&dec.message().expect("complete"))
+            .unwrap()
+            .request,
         Request::FindEndp { endp: b"e" }
     );
 }
@@ -255,7 +270,7 @@ fn many_attributes_are_skipped_not_buffered() {
         put_attr(&mut wire, b"a", format!("{i}").as_bytes());
     }
     put_end(&mut wire);
-    let (used, done) = dec.decode(&wire);
+    let (used, done) = decode_step(&mut dec, &wire);
     assert_eq!(used, wire.len());
     assert_eq!(
         done,

@@ -11,8 +11,8 @@ use std::sync::Mutex;
 
 use common::*;
 use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
-use scache_proto::harness::TempDir;
 use scache_proto::unix::{peer_cred, recv_fd, recv_stream, send_fd, send_stream, RecvFdError};
+use scache_testkit::harness::TempDir;
 
 static SERIAL: Mutex<()> = Mutex::new(());
 

@@ -29,7 +29,7 @@ fn client_for(server: &FakeServer) -> Client {
 
 #[test]
 fn save_endp_transcript() {
-    let dir = scache_proto::harness::TempDir::new("transcript").unwrap();
+    let dir = scache_testkit::harness::TempDir::new("transcript").unwrap();
     let file = unique_file(dir.path(), "session");
     let want = identity(file.as_fd());
     let server = FakeServer::start(move |l| {
@@ -86,7 +86,7 @@ fn save_endp_fd_not_received_transcript() {
 
 #[test]
 fn find_endp_hit_and_miss_transcript() {
-    let dir = scache_proto::harness::TempDir::new("transcript").unwrap();
+    let dir = scache_testkit::harness::TempDir::new("transcript").unwrap();
     let file = unique_file(dir.path(), "session");
     let want = identity(file.as_fd());
     let server = FakeServer::start(move |l| {
@@ -162,7 +162,7 @@ fn save_dest_transcript() {
 
 #[test]
 fn find_dest_hit_and_miss_transcript() {
-    let dir = scache_proto::harness::TempDir::new("transcript").unwrap();
+    let dir = scache_testkit::harness::TempDir::new("transcript").unwrap();
     let file = unique_file(dir.path(), "session");
     let want = identity(file.as_fd());
     let server = FakeServer::start(move |l| {
@@ -228,8 +228,8 @@ fn stats_transcript() {
 /// returning everything the client wrote (after the request itself).
 fn feed_bytewise(ex: &mut ClientExchange, server: &[u8], out: &mut Vec<u8>) {
     for b in server {
-        assert_eq!(ex.step(), Step::ReadBytes);
-        ex.on_bytes(std::slice::from_ref(b), out).unwrap();
+        assert_eq!(ex.poll_step(), Step::ReadBytes);
+        ex.handle_bytes(std::slice::from_ref(b), out).unwrap();
     }
 }
 
@@ -238,7 +238,7 @@ fn greeted() -> ClientExchange {
     let mut out = Vec::new();
     feed_bytewise(&mut ex, GREETING, &mut out);
     assert!(out.is_empty());
-    assert_eq!(ex.step(), Step::Idle);
+    assert_eq!(ex.poll_step(), Step::Idle);
     ex
 }
 
@@ -259,11 +259,11 @@ fn pure_exchanges_bytewise() {
     assert!(out.starts_with(b"request\0save_endp\0ttl\x002\0label\0"));
     out.clear();
     feed_bytewise(&mut ex, DUMMY, &mut out);
-    assert_eq!(ex.step(), Step::SendFd);
+    assert_eq!(ex.poll_step(), Step::SendFd);
     assert!(out.is_empty());
-    ex.on_fd_sent().unwrap();
+    ex.handle_fd_sent().unwrap();
     feed_bytewise(&mut ex, b"status\x000\0\0", &mut out);
-    assert_eq!(ex.take_outcome(), Some(Outcome::Saved(Status::Ok)));
+    assert_eq!(ex.poll_outcome(), Some(Outcome::Saved(Status::Ok)));
     assert!(out.is_empty());
 
     // find_endp hit: dummy, fd, dummy
@@ -276,12 +276,12 @@ fn pure_exchanges_bytewise() {
     out.clear();
     feed_bytewise(&mut ex, b"status\x000\0property\0p\nq\0\0", &mut out);
     assert_eq!(out, DUMMY);
-    assert_eq!(ex.step(), Step::RecvFd);
+    assert_eq!(ex.poll_step(), Step::RecvFd);
     out.clear();
-    ex.on_fd_received(&mut out).unwrap();
+    ex.handle_fd_received(&mut out).unwrap();
     assert_eq!(out, DUMMY);
     assert_eq!(
-        ex.take_outcome(),
+        ex.poll_outcome(),
         Some(Outcome::FoundEndp {
             status: Status::Ok,
             endp_prop: b"p\nq".to_vec()
@@ -300,7 +300,7 @@ fn pure_exchanges_bytewise() {
     );
     assert!(out.is_empty());
     assert_eq!(
-        ex.take_outcome(),
+        ex.poll_outcome(),
         Some(Outcome::FoundDest {
             status: Status::Fail,
             dest_prop: vec![],
@@ -325,6 +325,6 @@ fn pure_exchanges_bytewise() {
     );
     out.clear();
     feed_bytewise(&mut ex, b"status\x000\0\0", &mut out);
-    assert_eq!(ex.take_outcome(), Some(Outcome::Saved(Status::Ok)));
-    assert_eq!(ex.step(), Step::Idle);
+    assert_eq!(ex.poll_outcome(), Some(Outcome::Saved(Status::Ok)));
+    assert_eq!(ex.poll_step(), Step::Idle);
 }

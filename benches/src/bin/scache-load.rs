@@ -234,7 +234,7 @@ fn spec_for(o: &Opts, name: &str) -> DaemonSpec {
 fn available(spec: &DaemonSpec) -> bool {
     match spec {
         DaemonSpec::Floor(p) | DaemonSpec::Ours(p) | DaemonSpec::Path(p) => p.is_file(),
-        DaemonSpec::Postfix => scache_proto::harness::postfix_scache_path().is_some(),
+        DaemonSpec::Postfix => scache_testkit::harness::postfix_scache_path().is_some(),
         DaemonSpec::Connect { .. } => true,
     }
 }
@@ -374,17 +374,18 @@ fn smoke(o: &Opts) -> Result<(), String> {
     }
     if available(&DaemonSpec::Postfix) {
         specs.push(DaemonSpec::Postfix);
-    } else if std::env::var_os(scache_proto::harness::REQUIRE_POSTFIX_ENV).is_some_and(|v| v == "1")
+    } else if std::env::var_os(scache_testkit::harness::REQUIRE_POSTFIX_ENV)
+        .is_some_and(|v| v == "1")
     {
         return Err(format!(
             "smoke: {} is missing and {}=1 (install Debian's postfix)",
-            scache_proto::harness::POSTFIX_SCACHE,
-            scache_proto::harness::REQUIRE_POSTFIX_ENV
+            scache_testkit::harness::POSTFIX_SCACHE,
+            scache_testkit::harness::REQUIRE_POSTFIX_ENV
         ));
     } else {
         eprintln!(
             "scache-load --smoke: note: {} not found (install postfix), not checked",
-            scache_proto::harness::POSTFIX_SCACHE
+            scache_testkit::harness::POSTFIX_SCACHE
         );
     }
     let ours = spec_for(o, "ours");

@@ -9,8 +9,8 @@ use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use scache_proto::harness::{Harness, HarnessBuilder};
 use scache_proto::unix;
+use scache_testkit::harness::{Harness, HarnessBuilder};
 
 /// Our daemon binary, built by cargo for this test.
 pub fn ours() -> PathBuf {

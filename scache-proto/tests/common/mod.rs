@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use scache_proto::harness::TempDir;
+use scache_testkit::harness::TempDir;
 
 /// The server greeting.
 pub const GREETING: &[u8] = b"protocol\0connection_cache_protocol\0\0";

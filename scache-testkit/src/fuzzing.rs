@@ -7,6 +7,10 @@
 //! checks the corpus on every test run. Each function panics (assertion
 //! failure) when an invariant breaks, and must never panic otherwise,
 //! whatever the input.
+//!
+//! [`server_exchange`] drives the daemon's own cache adapter
+//! (`scache_bin::backend::CacheBackend`) with tokens for descriptors and a
+//! manual clock, through a recorder that only watches what passes.
 #![forbid(unsafe_code)]
 
 use std::cell::RefCell;
@@ -14,17 +18,20 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 use std::time::Duration;
 
+use scache_bin::backend::CacheBackend;
 use scache_core::{
-    EvictionCause, Limits as CacheLimits, ManualClock, MultiCache, SessionHandle, Taken,
+    Clock, EvictionCause, Instant, Limits as CacheLimits, ManualClock, MultiCache, SessionHandle,
+    Taken,
 };
-
-use crate::attr::{put_attr, put_end, DecodeError, Decoder, Limits, Message};
-use crate::client::{ClientExchange, Step};
-use crate::message::{
+use scache_proto::attr::{put_attr, put_end, DecodeError, Decoded, Decoder, Limits, Message};
+use scache_proto::client::{ClientExchange, Step};
+use scache_proto::message::{
     encode_malformed, encode_request, is_dummy, parse_greeting, parse_reply, parse_request,
     parse_ttl, Reply, RequestKind, Status, MAX_TTL, PROTOCOL_NAME,
 };
-use crate::server::{Backend, CloseReason, Notice, Phase, ServerConn, DEFAULT_OUTPUT_HIGH_WATER};
+use scache_proto::server::{
+    Backend, CloseReason, Notice, Phase, ServerConn, DEFAULT_OUTPUT_HIGH_WATER,
+};
 
 /// The body of a fuzz target.
 pub type Target = fn(&[u8]);
@@ -80,31 +87,37 @@ fn run_decoder(limits: Limits, input: &[u8], chunk: usize) -> Trace {
         let mut pos = 0;
         while pos < piece.len() {
             let rest = piece.len() - pos;
-            let (used, done) = dec.decode(&piece[pos..]);
-            assert!(used <= rest, "consumed more than given");
-            match &done {
-                None => assert_eq!(used, rest, "incomplete but input left over"),
-                Some(_) => assert!(used > 0, "a message from no bytes"),
-            }
-            pos += used;
-            match done {
-                None => {}
-                Some(Ok(())) => {
-                    let msg = dec.message();
-                    check_message(&msg, limits);
-                    events.push(Ok(msg
+            match dec.decode(&piece[pos..]) {
+                Decoded::Partial => {
+                    assert!(dec.message().is_none(), "a message while partial");
+                    pos = piece.len();
+                }
+                Decoded::Complete { used, message } => {
+                    assert!(used <= rest, "consumed more than given");
+                    assert!(used > 0, "a message from no bytes");
+                    pos += used;
+                    check_message(&message, limits);
+                    events.push(Ok(message
                         .iter()
                         .map(|(n, v)| (n.to_vec(), v.to_vec()))
                         .collect()));
+                    let again = dec.message().expect("the message stays readable");
+                    assert_eq!(
+                        again.len(),
+                        events.last().map_or(0, |e| e.as_ref().map_or(0, Vec::len))
+                    );
                 }
-                Some(Err(e)) => {
-                    assert!(!e.to_string().is_empty());
-                    assert!(dec.message().is_empty());
+                Decoded::Rejected { used, error } => {
+                    assert!(used <= rest, "consumed more than given");
+                    assert!(used > 0, "a message from no bytes");
+                    pos += used;
+                    assert!(!error.to_string().is_empty());
+                    assert!(dec.message().is_none());
                     if let Some((name, value)) = dec.rejected_head() {
                         assert!(!name.is_empty() && name.len() <= limits.max_name_len);
                         assert!(value.len() <= limits.max_value_len);
                     }
-                    events.push(Err(e));
+                    events.push(Err(error));
                 }
             }
         }
@@ -164,10 +177,13 @@ pub fn request_parser(data: &[u8]) {
     let mut dec = Decoder::new(Limits::default());
     let mut pos = 0;
     while pos < data.len() {
-        let (used, done) = dec.decode(&data[pos..]);
-        pos += used;
-        if let Some(Ok(())) = done {
-            check_request(&dec.message());
+        match dec.decode(&data[pos..]) {
+            Decoded::Partial => break,
+            Decoded::Complete { used, message } => {
+                pos += used;
+                check_request(&message);
+            }
+            Decoded::Rejected { used, .. } => pos += used,
         }
     }
 }
@@ -193,9 +209,10 @@ fn expected_attrs(kind: RequestKind) -> usize {
 
 fn decode_one(wire: &[u8], limits: Limits) -> Decoder {
     let mut dec = Decoder::new(limits);
-    let (used, done) = dec.decode(wire);
-    assert_eq!(used, wire.len());
-    assert_eq!(done, Some(Ok(())));
+    match dec.decode(wire) {
+        Decoded::Complete { used, .. } => assert_eq!(used, wire.len()),
+        other => panic!("one whole message expected: {other:?}"),
+    }
     dec
 }
 
@@ -211,7 +228,8 @@ fn check_request(msg: &Message<'_>) {
             let mut wire = Vec::new();
             encode_request(&mut wire, &parsed.request).expect("parsed request re-encodes");
             let dec = decode_one(&wire, Limits::default());
-            let again = parse_request(&dec.message()).expect("re-encoded request parses");
+            let msg = dec.message().expect("decoded");
+            let again = parse_request(&msg).expect("re-encoded request parses");
             assert_eq!(again.request, parsed.request);
             assert_eq!(again.extra, None);
         }
@@ -220,7 +238,8 @@ fn check_request(msg: &Message<'_>) {
             let mut wire = Vec::new();
             encode_malformed(&mut wire, e.kind());
             let dec = decode_one(&wire, Limits::default());
-            let status = match parse_reply(e.kind(), &dec.message()).expect("malformed reply") {
+            let msg = dec.message().expect("decoded");
+            let status = match parse_reply(e.kind(), &msg).expect("malformed reply") {
                 Reply::Status(s) => s,
                 Reply::FindEndp { status, endp_prop } => {
                     assert!(endp_prop.is_empty());
@@ -257,7 +276,7 @@ fn check_request(msg: &Message<'_>) {
 /// bytes in arbitrary pieces, for each kind of operation, must never panic,
 /// and must stay within its steps.
 pub fn client_exchange(data: &[u8]) {
-    use crate::message::Request;
+    use scache_proto::message::Request;
     let Some((&selector, input)) = data.split_first() else {
         return;
     };
@@ -289,22 +308,23 @@ pub fn client_exchange(data: &[u8]) {
     // Unless bit 2 is set, the greeting is taken care of so that the input
     // hits the reply parsers directly.
     if selector & 4 == 0 {
-        ex.on_bytes(b"protocol\0connection_cache_protocol\0\0", &mut out)
+        ex.handle_bytes(b"protocol\0connection_cache_protocol\0\0", &mut out)
             .expect("greeting");
     }
     for piece in input.chunks(chunk) {
-        match ex.step() {
+        match ex.poll_step() {
             Step::Idle => {
                 out.clear();
                 ex.start(&request, &mut out).expect("start when idle");
                 assert!(!out.is_empty());
             }
-            Step::SendFd => ex.on_fd_sent().expect("fd sent when asked"),
+            Step::SendFd => ex.handle_fd_sent().expect("fd sent when asked"),
             Step::RecvFd => {
-                ex.on_fd_received(&mut out).expect("fd received when asked");
+                ex.handle_fd_received(&mut out)
+                    .expect("fd received when asked");
             }
             Step::Done => {
-                assert!(ex.take_outcome().is_some());
+                assert!(ex.poll_outcome().is_some());
             }
             Step::Broken => {
                 assert!(ex.error().is_some());
@@ -312,13 +332,13 @@ pub fn client_exchange(data: &[u8]) {
             }
             Step::ReadBytes => {}
         }
-        let step = ex.step();
-        let result = ex.on_bytes(piece, &mut out);
+        let step = ex.poll_step();
+        let result = ex.handle_bytes(piece, &mut out);
         if step != Step::ReadBytes {
             assert!(result.is_err());
         }
         if result.is_err() {
-            assert_eq!(ex.step(), Step::Broken);
+            assert_eq!(ex.poll_step(), Step::Broken);
         }
     }
 }
@@ -339,16 +359,19 @@ mod op {
     pub const CONSUME: u8 = 3;
     /// The client reads all the output.
     pub const CONSUME_ALL: u8 = 4;
-    /// The descriptor of `fd_to_send()` was sent (when there is one).
+    /// The descriptor of `poll_fd_to_send()` was sent (when there is one).
     pub const FD_SENT: u8 = 5;
-    /// Sending the descriptor of `fd_to_send()` failed (when there is one).
+    /// Sending the descriptor of `poll_fd_to_send()` failed (when there is
+    /// one).
     pub const FD_SEND_FAILED: u8 = 6;
     /// The peer closed the connection.
     pub const CLOSE: u8 = 7;
-    /// `resume()`.
+    /// `handle_output_sent(now, 0)`: the driver had nothing to write, which
+    /// serves input kept back.
     pub const RESUME: u8 = 8;
     /// The clock moves: `t` (u8): `t * 50` ms below 128, else
-    /// `(t - 128) * 10` s.
+    /// `(t - 128) * 10` s. Then every connection is told the time
+    /// (`handle_timeout`), as the daemon does.
     pub const ADVANCE: u8 = 9;
     /// The cache expires what is due.
     pub const EXPIRE: u8 = 10;
@@ -359,7 +382,7 @@ mod op {
     /// The connection is closed (if it is not yet) and a new one accepted.
     pub const RECONNECT: u8 = 12;
     /// What the daemon does when the socket is writable: write all output,
-    /// send the descriptor when due, resume; until nothing changes.
+    /// send the descriptor when due; until nothing changes.
     pub const PUMP: u8 = 13;
     /// Feed one byte: the byte.
     pub const FEED_BYTE: u8 = 14;
@@ -370,20 +393,6 @@ mod op {
 /// Event bit selecting the second connection of a [`server_exchange`]
 /// input (when its options enable two).
 pub const SECOND: u8 = 0x80;
-
-/// Counters of the fuzz backend's `stats` reply.
-const STATS_NAMES: [&str; 10] = [
-    "sess_count",
-    "endp_count",
-    "dest_count",
-    "binding_count",
-    "endp_hits",
-    "endp_misses",
-    "dest_hits",
-    "dest_misses",
-    "expired_sessions",
-    "put_backs",
-];
 
 /// Records which descriptors were closed (dropped).
 #[derive(Debug, Default)]
@@ -412,12 +421,13 @@ impl Drop for Token {
 
 type FuzzSession = Taken<Token>;
 
-/// A [`Backend`] on a [`MultiCache`] that knows where every descriptor is.
-struct FuzzBackend {
-    cache: MultiCache<Token, Rc<ManualClock>>,
-    /// TTLs are capped at this many seconds (as the daemon's
-    /// `connection_cache_ttl_limit`).
-    ttl_cap: u32,
+/// The daemon's cache adapter, on tokens and a manual clock.
+type DaemonBackend = CacheBackend<Token, Rc<ManualClock>>;
+
+/// Watches what passes between the connections and the daemon's backend,
+/// which does the work: knows where every descriptor is.
+struct Recorder {
+    inner: DaemonBackend,
     /// Handle of every descriptor saved or put back (stale once it left).
     cached: BTreeMap<usize, SessionHandle>,
     /// Descriptors taken out by `find_*`, held by a connection.
@@ -432,11 +442,12 @@ struct FuzzBackend {
     saves: u64,
     /// `save_dest` calls the cache refused.
     refused_dests: u64,
-    /// `stats` calls.
+    /// `stats` calls, and the attributes of the last reply.
     stats_calls: u64,
+    stats_attrs: usize,
 }
 
-impl FuzzBackend {
+impl Recorder {
     fn on_take(&mut self, taken: &FuzzSession) {
         let id = taken.fd.id;
         assert!(
@@ -447,34 +458,44 @@ impl FuzzBackend {
         self.takes += 1;
     }
 
-    fn ttl(&self, ttl: u32) -> Duration {
-        Duration::from_secs(u64::from(ttl.min(self.ttl_cap)))
+    /// Notes the handle the backend gave the session it just stored.
+    fn on_stored(&mut self, id: usize) {
+        let stored: Vec<SessionHandle> = self.inner.take_stored().collect();
+        assert_eq!(stored.len(), 1, "one session stored, one handle listed");
+        self.cached.insert(id, stored[0]);
+    }
+
+    fn cache(&self) -> &MultiCache<Token, Rc<ManualClock>> {
+        self.inner.cache()
     }
 }
 
-impl Backend for FuzzBackend {
+impl Backend for Recorder {
     type Fd = Token;
     type Session = FuzzSession;
 
     fn save_endp(&mut self, ttl: u32, endp: &[u8], endp_prop: &[u8], fd: Token) -> Status {
         assert!(ttl > 0, "save_endp with ttl 0");
         let id = fd.id;
-        match self.cache.save_endp(self.ttl(ttl), endp, endp_prop, fd) {
-            Ok(handle) => {
-                self.cached.insert(id, handle);
+        let sessions = self.cache().size().sess_count;
+        let status = self.inner.save_endp(ttl, endp, endp_prop, fd);
+        match status {
+            Status::Ok => {
+                self.on_stored(id);
                 self.saves += 1;
-                Status::Ok
             }
-            Err(refused) => {
-                drop(refused);
+            Status::Fail => {
+                assert_eq!(self.inner.take_stored().count(), 0);
+                assert!(self.cache().size().sess_count <= sessions);
                 self.refused_fds += 1;
-                Status::Fail
             }
+            Status::Bad => panic!("save_endp answered status 1"),
         }
+        status
     }
 
     fn find_endp(&mut self, endp: &[u8]) -> Option<FuzzSession> {
-        let Some(taken) = self.cache.take_endp(endp) else {
+        let Some(taken) = self.inner.find_endp(endp) else {
             self.misses += 1;
             return None;
         };
@@ -486,20 +507,17 @@ impl Backend for FuzzBackend {
 
     fn save_dest(&mut self, ttl: u32, dest: &[u8], dest_prop: &[u8], endp: &[u8]) -> Status {
         assert!(ttl > 0, "save_dest with ttl 0");
-        match self.cache.save_dest(self.ttl(ttl), dest, dest_prop, endp) {
-            Ok(_) => {
-                self.saves += 1;
-                Status::Ok
-            }
-            Err(_) => {
-                self.refused_dests += 1;
-                Status::Fail
-            }
+        let status = self.inner.save_dest(ttl, dest, dest_prop, endp);
+        match status {
+            Status::Ok => self.saves += 1,
+            Status::Fail => self.refused_dests += 1,
+            Status::Bad => panic!("save_dest answered status 1"),
         }
+        status
     }
 
     fn find_dest(&mut self, dest: &[u8]) -> Option<FuzzSession> {
-        let Some(taken) = self.cache.take_dest(dest) else {
+        let Some(taken) = self.inner.find_dest(dest) else {
             self.misses += 1;
             return None;
         };
@@ -509,11 +527,11 @@ impl Backend for FuzzBackend {
     }
 
     fn endp_prop<'s>(&self, session: &'s FuzzSession) -> &'s [u8] {
-        &session.endp_prop
+        self.inner.endp_prop(session)
     }
 
     fn dest_prop<'s>(&self, session: &'s FuzzSession) -> &'s [u8] {
-        session.dest_prop.as_deref().unwrap_or(b"")
+        self.inner.dest_prop(session)
     }
 
     fn put_back(&mut self, session: FuzzSession) {
@@ -522,29 +540,26 @@ impl Backend for FuzzBackend {
             self.taken.remove(&id),
             "put_back of a session that was not taken"
         );
-        if let Some(handle) = self.cache.put_back(session) {
-            self.cached.insert(id, handle);
+        let deadline = session.deadline();
+        let now = self.cache().clock().now();
+        self.inner.put_back(session);
+        if deadline > now {
+            self.on_stored(id);
+        } else {
+            assert_eq!(
+                self.inner.take_stored().count(),
+                0,
+                "an expired session kept"
+            );
         }
     }
 
     fn stats(&mut self, out: &mut Vec<u8>) {
         self.stats_calls += 1;
-        let s = self.cache.stats();
-        let values = [
-            s.sess_count as u64,
-            s.endp_count as u64,
-            s.dest_count as u64,
-            s.binding_count as u64,
-            s.endp_hits,
-            s.endp_misses,
-            s.dest_hits,
-            s.dest_misses,
-            s.expired_sessions,
-            s.put_backs,
-        ];
-        for (name, value) in STATS_NAMES.iter().zip(values) {
-            put_attr(out, name.as_bytes(), value.to_string().as_bytes());
-        }
+        let start = out.len();
+        self.inner.stats(out);
+        // Each attribute is `name \0 value \0`; no terminator yet.
+        self.stats_attrs = out[start..].iter().filter(|&&b| b == 0).count() / 2;
     }
 }
 
@@ -588,8 +603,14 @@ fn sent_count(counts: &SentCounts, kinds: &[Sent]) -> u64 {
 /// (destination properties for `find_dest`, endpoint properties).
 type Announced = (Option<Vec<u8>>, Vec<u8>);
 
-/// Checks one reply message and says what it was.
-fn classify(msg: &Message<'_>, first: bool, announced: &mut Option<Announced>) -> Sent {
+/// Checks one reply message and says what it was; a `stats` reply must
+/// have `stats_attrs` counters (as the backend last wrote).
+fn classify(
+    msg: &Message<'_>,
+    first: bool,
+    announced: &mut Option<Announced>,
+    stats_attrs: usize,
+) -> Sent {
     let (name, value) = msg.attr(0).expect("an empty reply message");
     let sent = match name {
         b"protocol" => {
@@ -607,7 +628,7 @@ fn classify(msg: &Message<'_>, first: bool, announced: &mut Option<Announced>) -
                 b"0" => 0,
                 b"1" => 1,
                 b"2" => 2,
-                _ => panic!("status {:?}", crate::attr::Printable(value)),
+                _ => panic!("status {:?}", scache_proto::attr::Printable(value)),
             };
             let rest: Vec<(&[u8], &[u8])> = msg.iter().skip(1).collect();
             if rest.iter().all(|(n, _)| *n == b"property") {
@@ -635,9 +656,10 @@ fn classify(msg: &Message<'_>, first: bool, announced: &mut Option<Announced>) -
                 }
             } else {
                 assert_eq!(code, 0, "stats reply with status {code}");
-                assert_eq!(rest.len(), STATS_NAMES.len(), "stats reply shape");
-                for ((n, v), want) in rest.iter().zip(STATS_NAMES) {
-                    assert_eq!(*n, want.as_bytes(), "stats counter name");
+                assert_eq!(rest.len(), stats_attrs, "stats reply shape");
+                let names: BTreeSet<&[u8]> = rest.iter().map(|(n, _)| *n).collect();
+                assert_eq!(names.len(), rest.len(), "stats counter named twice");
+                for (_, v) in &rest {
                     assert!(
                         !v.is_empty() && v.len() <= 20 && v.iter().all(u8::is_ascii_digit),
                         "stats counter value"
@@ -646,7 +668,10 @@ fn classify(msg: &Message<'_>, first: bool, announced: &mut Option<Announced>) -
                 Sent::Stats
             }
         }
-        _ => panic!("reply starting with {:?}", crate::attr::Printable(name)),
+        _ => panic!(
+            "reply starting with {:?}",
+            scache_proto::attr::Printable(name)
+        ),
     };
     assert_eq!(
         first,
@@ -659,7 +684,7 @@ fn classify(msg: &Message<'_>, first: bool, announced: &mut Option<Announced>) -
 /// One client connection and what its client has seen of it.
 struct Conn {
     conn: ServerConn<FuzzSession>,
-    /// `conn.output()` as of the last check.
+    /// `conn.poll_output()` as of the last check.
     shadow: Vec<u8>,
     /// Decodes every byte the machine ever queued, in order.
     stream: Decoder,
@@ -679,7 +704,7 @@ struct Conn {
     answers: u64,
     /// Replies queued, by kind.
     sent: SentCounts,
-    /// Longest input given in one `on_input` call.
+    /// Longest input given in one `handle_input` call.
     max_feed: usize,
 }
 
@@ -696,8 +721,9 @@ fn pending_len<S>(conn: &ServerConn<S>) -> usize {
 }
 
 impl Conn {
-    fn new(limits: Limits, high_water: usize) -> Conn {
-        let mut conn = ServerConn::new(limits);
+    fn new(limits: Limits, high_water: usize, now: Instant, timeout: Option<Duration>) -> Conn {
+        let mut conn = ServerConn::new(limits, now);
+        conn.set_timeout(timeout);
         if high_water != DEFAULT_OUTPUT_HIGH_WATER {
             conn.set_output_high_water(high_water);
         }
@@ -720,15 +746,15 @@ impl Conn {
             sent: [0; 12],
             max_feed: 0,
         };
-        c.sync();
+        c.sync(0);
         assert_eq!(c.last.map(|l| l.0), Some(Sent::Greeting));
         c
     }
 
     /// Takes in what the machine queued since the last call: queued output
     /// is never changed, only appended to, by whole well-formed messages.
-    fn sync(&mut self) {
-        let out = self.conn.output();
+    fn sync(&mut self, stats_attrs: usize) {
+        let out = self.conn.poll_output();
         assert!(
             out.starts_with(&self.shadow),
             "output not yet written was changed"
@@ -737,17 +763,22 @@ impl Conn {
         self.shadow.extend_from_slice(&new);
         let mut pos = 0;
         while pos < new.len() {
-            let (used, done) = self.stream.decode(&new[pos..]);
-            pos += used;
-            match done {
-                None => {}
-                Some(Err(e)) => panic!("reply over the limits: {e}"),
-                Some(Ok(())) => {
+            let message = match self.stream.decode(&new[pos..]) {
+                Decoded::Partial => break,
+                Decoded::Rejected { error, .. } => panic!("reply over the limits: {error}"),
+                Decoded::Complete { used, message } => {
+                    pos += used;
+                    message
+                }
+            };
+            {
+                {
                     let start = self.msg_end;
                     let sent = classify(
-                        &self.stream.message(),
+                        &message,
                         self.messages == 0,
                         &mut self.announced,
+                        stats_attrs,
                     );
                     if !matches!(sent, Sent::Greeting | Sent::Dummy) {
                         self.answers += 1;
@@ -769,18 +800,9 @@ impl Conn {
 }
 
 impl Conn {
-    /// The client read `n` bytes.
-    fn consume(&mut self, n: usize) {
-        self.conn.consume_output(n);
-        let n = n.min(self.shadow.len());
-        self.shadow.drain(..n);
-        self.consumed += n as u64;
-        self.sync();
-    }
-
     /// The per-connection invariants.
     fn check(&self, high_water: usize, max_reply: usize) {
-        let out = self.conn.output();
+        let out = self.conn.poll_output();
         let phase = self.conn.phase();
         let wants_input = self.conn.wants_input();
         assert_eq!(out, &self.shadow[..]);
@@ -818,7 +840,7 @@ impl Conn {
                 "wants input above the high-water mark"
             );
         }
-        let fd = self.conn.fd_to_send();
+        let fd = self.conn.poll_fd_to_send();
         if let Some(session) = fd {
             assert!(!wants_input, "wants input while a descriptor must be sent");
             assert_eq!(phase, Phase::SendFd);
@@ -897,11 +919,13 @@ impl<'a> Events<'a> {
 struct Driver {
     ledger: Rc<RefCell<Ledger>>,
     clock: Rc<ManualClock>,
-    backend: FuzzBackend,
+    backend: Recorder,
     conns: Vec<Conn>,
     attr_limits: Limits,
     high_water: usize,
     max_reply: usize,
+    /// The connections' timeout (Postfix's `ipc_timeout`), if any.
+    timeout: Option<Duration>,
     /// Descriptors handed over to clients (`fd_sent`).
     client: Vec<Token>,
     handed: Vec<bool>,
@@ -978,6 +1002,7 @@ fn server_attr_limits(selector: u8) -> Limits {
 
 const HIGH_WATER: [usize; 8] = [DEFAULT_OUTPUT_HIGH_WATER, 1, 10, 38, 64, 200, 1024, 4096];
 const TTL_CAP: [u32; 8] = [u32::MAX, 1, 2, 5, 60, 300, 3600, 86400];
+const TIMEOUT: [Option<u64>; 4] = [None, Some(1), Some(5), Some(3600)];
 
 impl Driver {
     fn new(config: u8, options: u8) -> Driver {
@@ -988,16 +1013,27 @@ impl Driver {
         let prop = attr_limits
             .max_value_len
             .min(limits.max_prop_len.unwrap_or(usize::MAX));
-        let stats = 10 + STATS_NAMES.iter().map(|n| n.len() + 22).sum::<usize>();
+        let ttl_cap = TTL_CAP[usize::from((options >> 1) & 7)];
+        let timeout = TIMEOUT[usize::from((options >> 4) & 3)].map(Duration::from_secs);
+        let mut inner = CacheBackend::new(
+            MultiCache::with_limits(Rc::clone(&clock), limits),
+            Duration::from_secs(u64::from(ttl_cap)),
+            true,
+        );
+        // The longest `stats` reply: the one with counters at zero, plus
+        // room for 20-digit values.
+        let mut sample = Vec::new();
+        inner.stats(&mut sample);
+        let counters = sample.iter().filter(|&&b| b == 0).count() / 2;
+        let stats = 10 + sample.len() + 20 * counters;
         let max_reply = (30 + 2 * prop).max(stats);
         let conns = (0..1 + usize::from(options & 1))
-            .map(|_| Conn::new(attr_limits, high_water))
+            .map(|_| Conn::new(attr_limits, high_water, clock.now(), timeout))
             .collect();
         Driver {
             ledger: Rc::new(RefCell::new(Ledger::default())),
-            backend: FuzzBackend {
-                cache: MultiCache::with_limits(Rc::clone(&clock), limits),
-                ttl_cap: TTL_CAP[usize::from((options >> 1) & 7)],
+            backend: Recorder {
+                inner,
                 cached: BTreeMap::new(),
                 taken: BTreeSet::new(),
                 refused_fds: 0,
@@ -1006,12 +1042,14 @@ impl Driver {
                 saves: 0,
                 refused_dests: 0,
                 stats_calls: 0,
+                stats_attrs: counters,
             },
             clock,
             conns,
             attr_limits,
             high_water,
             max_reply,
+            timeout,
             client: Vec::new(),
             handed: Vec::new(),
             unexpected: 0,
@@ -1039,23 +1077,36 @@ impl Driver {
             return;
         }
         let fd = with_fd.then(|| self.token());
+        let now = self.clock.now();
         let c = &mut self.conns[i];
         c.max_feed = c.max_feed.max(data.len());
-        c.conn.on_input(&mut self.backend, data, fd);
-        c.sync();
+        c.conn.handle_input(now, &mut self.backend, data, fd);
+        c.sync(self.backend.stats_attrs);
+    }
+
+    /// The client read `n` bytes (at most what is queued).
+    fn consume(&mut self, i: usize, n: usize) {
+        let now = self.clock.now();
+        let c = &mut self.conns[i];
+        let n = n.min(c.shadow.len());
+        c.conn.handle_output_sent(now, n, &mut self.backend);
+        c.shadow.drain(..n);
+        c.consumed += n as u64;
+        c.sync(self.backend.stats_attrs);
     }
 
     /// Returns whether a descriptor was sent.
     fn fd_sent(&mut self, i: usize) -> bool {
+        let now = self.clock.now();
         let c = &mut self.conns[i];
-        let Some(id) = c.conn.fd_to_send().map(|s| s.fd.id) else {
+        let Some(id) = c.conn.poll_fd_to_send().map(|s| s.fd.id) else {
             return false;
         };
         let session = c
             .conn
-            .fd_sent(&mut self.backend)
-            .expect("fd_sent gives the session fd_to_send named");
-        c.sync();
+            .handle_fd_sent(now, &mut self.backend)
+            .expect("handle_fd_sent gives the session poll_fd_to_send named");
+        c.sync(self.backend.stats_attrs);
         assert_eq!(session.fd.id, id, "fd_sent gave another session");
         assert!(
             self.backend.taken.remove(&id),
@@ -1069,33 +1120,27 @@ impl Driver {
 
     fn fd_send_failed(&mut self, i: usize) {
         let c = &mut self.conns[i];
-        if c.conn.fd_to_send().is_some() {
-            c.conn.fd_send_failed(&mut self.backend);
-            c.sync();
+        if c.conn.poll_fd_to_send().is_some() {
+            c.conn.handle_fd_send_failed(&mut self.backend);
+            c.sync(self.backend.stats_attrs);
             assert_eq!(c.conn.close_reason(), Some(&CloseReason::SendFailed));
         }
     }
 
     fn close(&mut self, i: usize) {
         let c = &mut self.conns[i];
-        c.conn.on_close(&mut self.backend, CloseReason::PeerClosed);
-        c.sync();
+        c.conn
+            .handle_close(&mut self.backend, CloseReason::PeerClosed);
+        c.sync(self.backend.stats_attrs);
         assert_eq!(c.conn.phase(), Phase::Closed);
-    }
-
-    fn resume(&mut self, i: usize) {
-        let c = &mut self.conns[i];
-        c.conn.resume(&mut self.backend);
-        c.sync();
     }
 
     fn pump(&mut self, i: usize) {
         for _ in 0..1 << 20 {
             let before = (self.conns[i].appended, self.conns[i].consumed);
-            let all = self.conns[i].conn.output().len();
-            self.conns[i].consume(all);
+            let all = self.conns[i].conn.poll_output().len();
+            self.consume(i, all);
             let sent = self.fd_sent(i);
-            self.resume(i);
             if !sent && before == (self.conns[i].appended, self.conns[i].consumed) {
                 return;
             }
@@ -1103,12 +1148,36 @@ impl Driver {
         panic!("pump does not settle");
     }
 
+    /// The clock moved: every connection is told (as the daemon does when
+    /// a deadline comes up), and the cache expires what is due.
+    fn advance(&mut self, d: Duration) {
+        self.clock.advance(d);
+        let now = self.clock.now();
+        for c in &mut self.conns {
+            let deadline = c.conn.poll_timeout();
+            let closed = c.conn.handle_timeout(now, &mut self.backend);
+            assert_eq!(
+                closed,
+                deadline.is_some_and(|d| now >= d),
+                "timeout vs deadline"
+            );
+            if closed {
+                assert_eq!(c.conn.close_reason(), Some(&CloseReason::Timeout));
+            }
+            assert!(
+                !c.conn.poll_timeout().is_some_and(|d| d <= now),
+                "a deadline left behind"
+            );
+            c.sync(self.backend.stats_attrs);
+        }
+    }
+
     fn evict(&mut self, which: u8) {
         if which & 1 == 1 {
-            self.backend.cache.evict_soonest(EvictionCause::FdPressure);
+            self.backend.inner.evict_for_fds();
             return;
         }
-        let cache = &self.backend.cache;
+        let cache = self.backend.cache();
         let live: Vec<SessionHandle> = self
             .backend
             .cached
@@ -1118,11 +1187,10 @@ impl Driver {
             .collect();
         if !live.is_empty() {
             let h = live[usize::from(which >> 1) % live.len()];
-            drop(
-                self.backend
-                    .cache
-                    .remove_session(h, EvictionCause::PeerClosed),
-            );
+            assert!(self
+                .backend
+                .inner
+                .on_peer_event(h, EvictionCause::PeerClosed));
         }
     }
 
@@ -1135,12 +1203,17 @@ impl Driver {
         for (total, n) in self.retired_sent.iter_mut().zip(self.conns[i].sent) {
             *total += n;
         }
-        self.conns[i] = Conn::new(self.attr_limits, self.high_water);
+        self.conns[i] = Conn::new(
+            self.attr_limits,
+            self.high_water,
+            self.clock.now(),
+            self.timeout,
+        );
     }
 
     fn notices(&mut self) {
         for c in &mut self.conns {
-            while let Some(notice) = c.conn.take_notice() {
+            while let Some(notice) = c.conn.poll_notice() {
                 match notice {
                     Notice::UnexpectedDescriptor => self.unexpected += 1,
                     Notice::SessionPutBack => self.put_back_notices += 1,
@@ -1172,7 +1245,7 @@ impl Driver {
             "sessions taken out of the cache vs connections handing one over"
         );
         for c in &self.conns {
-            if let Some(s) = c.conn.fd_to_send() {
+            if let Some(s) = c.conn.poll_fd_to_send() {
                 assert!(self.backend.taken.contains(&s.fd.id));
             }
         }
@@ -1219,7 +1292,7 @@ impl Driver {
             b.stats_calls,
             "stats replies"
         );
-        let stats = self.backend.cache.stats();
+        let stats = self.backend.cache().stats();
         assert_eq!(
             self.put_back_notices, stats.put_backs,
             "SessionPutBack notices vs put_back calls"
@@ -1241,7 +1314,7 @@ impl Driver {
             "a descriptor is lost (neither closed, cached, held nor handed over)"
         );
         if created <= 256 || self.events % 64 == 0 {
-            let cache = &self.backend.cache;
+            let cache = self.backend.cache();
             let mut cached = 0;
             for id in 0..created {
                 let in_cache = self
@@ -1289,25 +1362,26 @@ impl Driver {
                 }
                 op::CONSUME => {
                     let n = events.byte().unwrap_or(0);
-                    self.conns[i].consume(usize::from(n));
+                    self.consume(i, usize::from(n));
                 }
                 op::CONSUME_ALL => {
-                    let all = self.conns[i].conn.output().len();
-                    self.conns[i].consume(all);
+                    let all = self.conns[i].conn.poll_output().len();
+                    self.consume(i, all);
                 }
                 op::FD_SENT => {
                     self.fd_sent(i);
                 }
                 op::FD_SEND_FAILED => self.fd_send_failed(i),
                 op::CLOSE => self.close(i),
-                op::RESUME => self.resume(i),
+                op::RESUME => self.consume(i, 0),
                 op::ADVANCE => {
                     let t = u64::from(events.byte().unwrap_or(0));
                     let ms = if t < 128 { t * 50 } else { (t - 128) * 10_000 };
-                    self.clock.advance(Duration::from_millis(ms));
+                    self.advance(Duration::from_millis(ms));
                 }
                 op::EXPIRE => {
-                    self.backend.cache.expire_due();
+                    let now = self.clock.now();
+                    self.backend.inner.expire(now);
                 }
                 op::EVICT => {
                     let w = events.byte().unwrap_or(0);
@@ -1343,15 +1417,17 @@ impl Driver {
 
 /// Fuzz target `server_exchange`: the server side of client connections
 /// ([`ServerConn`]), driven the way the daemon drives it, by arbitrary
-/// event sequences, over a [`MultiCache`] whose descriptors record when they
-/// are closed.
+/// event sequences, over the daemon's cache adapter (`CacheBackend`) on a
+/// [`MultiCache`] whose descriptors record when they are closed.
 ///
 /// Input: two configuration bytes, then events.
 /// - `config`: bits 0-1 pick the decoder limits (default, or small ones);
 ///   bits 2-4 the output high-water mark (default, 1, 10, 38, 64, 200,
 ///   1024, 4096 bytes); bits 5-7 the cache limits (none, or small ones).
 /// - `options`: bit 0: two connections (events with [`SECOND`] go to the
-///   second); bits 1-3: the TTL cap (none, 1, 2, 5, 60, 300, 3600, 86400 s).
+///   second); bits 1-3: the TTL cap (none, 1, 2, 5, 60, 300, 3600, 86400 s);
+///   bits 4-5: the connections' timeout in the middle of an exchange (none,
+///   1, 5, 3600 s).
 /// - events: one byte each (low 4 bits: what; see [`ServerScript`]), some
 ///   followed by their arguments. Bytes are fed only while the connection
 ///   wants input, and descriptors are sent only when asked for, as the
@@ -1481,7 +1557,8 @@ impl ServerScript {
         self.op(conn, op::CLOSE)
     }
 
-    /// `resume()`.
+    /// The driver tells the connection that nothing was written (which
+    /// serves input kept back).
     pub fn resume(&mut self, conn: usize) -> &mut ServerScript {
         self.op(conn, op::RESUME)
     }

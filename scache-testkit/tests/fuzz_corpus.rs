@@ -1,5 +1,5 @@
 //! Replays the checked-in fuzz corpora (`fuzz/corpus/<target>/`) through
-//! the fuzz target bodies of `scache_proto::fuzzing`, so every test run on
+//! the fuzz target bodies of `scache_testkit::fuzzing`, so every test run on
 //! the stable toolchain exercises them.
 //!
 //! The seeds themselves are written by the ignored test `write_seeds`:
@@ -9,7 +9,7 @@ use std::fs;
 use std::path::PathBuf;
 
 use scache_proto::attr::{put_attr, put_end};
-use scache_proto::fuzzing::{ServerScript, TARGETS};
+use scache_testkit::fuzzing::{ServerScript, TARGETS};
 
 fn corpus_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -54,7 +54,7 @@ fn every_corpus_directory_has_a_target() {
         }
         assert!(
             TARGETS.iter().any(|(t, _)| *t == name),
-            "fuzz/corpus/{name} has no target in scache_proto::fuzzing::TARGETS"
+            "fuzz/corpus/{name} has no target in scache_testkit::fuzzing::TARGETS"
         );
     }
 }
@@ -75,7 +75,7 @@ fn server_exchange_keeps_at_most_one_read() {
         s.bytes(),
         [4, 0, 4, 0, 2, 0, 0, 4, 0, 2, 0, 0, 4, 0, 2, 0, 0]
     );
-    scache_proto::fuzzing::server_exchange(s.bytes());
+    scache_testkit::fuzzing::server_exchange(s.bytes());
 }
 
 fn m(attrs: &[(&[u8], &[u8])]) -> Vec<u8> {

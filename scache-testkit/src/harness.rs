@@ -30,7 +30,7 @@
 //! ([`Harness::status_records`]).
 //!
 //! ```no_run
-//! use scache_proto::harness::{HarnessBuilder, postfix_scache_path};
+//! use scache_testkit::harness::{HarnessBuilder, postfix_scache_path};
 //! use std::io::{Read, Write};
 //! use std::time::Duration;
 //!
@@ -65,6 +65,8 @@ use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::sys::signal::{self, SigHandler, Signal};
 use nix::sys::stat::{umask, Mode};
 use nix::unistd::{dup2, pipe2, Pid};
+
+pub use scache_bin::status::StatusRecord;
 
 /// Where Debian's `postfix` package installs Postfix's own daemon.
 pub const POSTFIX_SCACHE: &str = "/usr/lib/postfix/sbin/scache";
@@ -173,47 +175,6 @@ impl TempDir {
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = fs::remove_dir_all(&self.path);
-    }
-}
-
-/// One record a daemon wrote on its status channel (fd 5).
-///
-/// On the wire: three native-endian 32-bit integers, 12 bytes, no padding.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct StatusRecord {
-    /// Process id the daemon claims.
-    pub pid: i32,
-    /// Generation the daemon claims (from `GENERATION`).
-    pub generation: u32,
-    /// [`StatusRecord::TAKEN`] or [`StatusRecord::AVAIL`] (other values are
-    /// kept as received).
-    pub avail: i32,
-}
-
-impl StatusRecord {
-    /// The daemon is busy serving a request.
-    pub const TAKEN: i32 = 0;
-    /// The daemon is idle again.
-    pub const AVAIL: i32 = 1;
-    /// Size of one record on the wire.
-    pub const SIZE: usize = 12;
-
-    /// Decodes one record (native endian).
-    pub fn from_bytes(b: &[u8; 12]) -> StatusRecord {
-        StatusRecord {
-            pid: i32::from_ne_bytes([b[0], b[1], b[2], b[3]]),
-            generation: u32::from_ne_bytes([b[4], b[5], b[6], b[7]]),
-            avail: i32::from_ne_bytes([b[8], b[9], b[10], b[11]]),
-        }
-    }
-
-    /// Encodes one record (native endian).
-    pub fn to_bytes(&self) -> [u8; 12] {
-        let mut b = [0u8; 12];
-        b[0..4].copy_from_slice(&self.pid.to_ne_bytes());
-        b[4..8].copy_from_slice(&self.generation.to_ne_bytes());
-        b[8..12].copy_from_slice(&self.avail.to_ne_bytes());
-        b
     }
 }
 
@@ -374,7 +335,7 @@ impl HarnessBuilder {
             settings.retain(|(k, _)| k != n);
             settings.push((n.clone(), v.clone()));
         }
-        let mut text = String::from("# written by scache_proto::harness\n");
+        let mut text = String::from("# written by scache_testkit::harness\n");
         for (n, v) in &settings {
             if v.is_empty() {
                 text.push_str(&format!("{n} =\n"));
