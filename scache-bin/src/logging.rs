@@ -35,6 +35,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use log::{Level, LevelFilter, Log, Metadata, Record};
 
+pub use crate::config::Facility;
 use crate::config::Params;
 
 /// Default syslog socket.
@@ -115,57 +116,17 @@ impl Severity {
     }
 }
 
-/// A syslog facility.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Facility(u8);
-
+/// Syslog priorities: the facility is configuration (`syslog_facility`,
+/// see [`Facility::from_name`]); the `<PRI>` value is ours.
 impl Facility {
-    /// `LOG_MAIL`, Postfix's default.
-    pub const MAIL: Facility = Facility(2);
-
-    /// Looks up a `syslog_facility` name as Postfix on Linux does (`auth`,
-    /// `authpriv`, `cron`, `daemon`, `ftp`, `kern`, `lpr`, `mail`, `news`,
-    /// `syslog`, `user`, `uucp`, `local0`..`local7`; case-sensitive).
-    pub fn from_name(name: &str) -> Option<Facility> {
-        let code = match name {
-            "kern" => 0,
-            "user" => 1,
-            "mail" => 2,
-            "daemon" => 3,
-            "auth" => 4,
-            "syslog" => 5,
-            "lpr" => 6,
-            "news" => 7,
-            "uucp" => 8,
-            "cron" => 9,
-            "authpriv" => 10,
-            "ftp" => 11,
-            "local0" => 16,
-            "local1" => 17,
-            "local2" => 18,
-            "local3" => 19,
-            "local4" => 20,
-            "local5" => 21,
-            "local6" => 22,
-            "local7" => 23,
-            _ => return None,
-        };
-        Some(Facility(code))
-    }
-
-    /// The facility number (`LOG_MAIL` is 2).
-    pub fn code(self) -> u8 {
-        self.0
-    }
-
     /// The `<PRI>` value for a severity. Like glibc, facility 0 (`kern`)
     /// is replaced by the `openlog()` facility, which Postfix makes
     /// `LOG_MAIL`.
     pub fn priority(self, severity: Severity) -> u8 {
-        let facility = if self.0 == 0 {
-            Facility::MAIL.0
+        let facility = if self.code() == 0 {
+            Facility::MAIL.code()
         } else {
-            self.0
+            self.code()
         };
         facility * 8 + severity.syslog_level()
     }

@@ -56,7 +56,7 @@ mod values;
 pub use error::ConfigError;
 pub use lines::{split_list, split_nameval, NameValueError};
 pub use os::{system_hostname, Owner};
-pub use params::{check_maillog_file, Params};
+pub use params::{check_maillog_file, Facility, Params};
 pub use schema::{param_def, print_defaults, DefaultValue, ParamDef, ParamKind, PARAMETERS};
 pub use time::conv_time;
 

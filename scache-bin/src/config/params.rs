@@ -4,10 +4,53 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::logging::Facility;
-
 use super::os::{self, Owner};
 use super::{split_list, Config, ConfigError};
+
+/// A syslog facility (the `syslog_facility` parameter). The `<PRI>` value
+/// of a record, [`Facility::priority`], is computed in `logging`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Facility(u8);
+
+impl Facility {
+    /// `LOG_MAIL`, Postfix's default.
+    pub const MAIL: Facility = Facility(2);
+
+    /// Looks up a `syslog_facility` name as Postfix on Linux does (`auth`,
+    /// `authpriv`, `cron`, `daemon`, `ftp`, `kern`, `lpr`, `mail`, `news`,
+    /// `syslog`, `user`, `uucp`, `local0`..`local7`; case-sensitive).
+    pub fn from_name(name: &str) -> Option<Facility> {
+        let code = match name {
+            "kern" => 0,
+            "user" => 1,
+            "mail" => 2,
+            "daemon" => 3,
+            "auth" => 4,
+            "syslog" => 5,
+            "lpr" => 6,
+            "news" => 7,
+            "uucp" => 8,
+            "cron" => 9,
+            "authpriv" => 10,
+            "ftp" => 11,
+            "local0" => 16,
+            "local1" => 17,
+            "local2" => 18,
+            "local3" => 19,
+            "local4" => 20,
+            "local5" => 21,
+            "local6" => 22,
+            "local7" => 23,
+            _ => return None,
+        };
+        Some(Facility(code))
+    }
+
+    /// The facility number (`LOG_MAIL` is 2).
+    pub fn code(self) -> u8 {
+        self.0
+    }
+}
 
 /// Every parameter value the daemon uses, typed and checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
