@@ -21,6 +21,7 @@ use std::fmt;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
+pub use crate::config::Override;
 use crate::config::{split_nameval, NameValueError};
 
 /// Socket path used by standalone mode when `--listen` is not given, and by
@@ -59,17 +60,6 @@ pub enum Command {
     /// Print every configuration parameter we read with its default value,
     /// `postconf -d` style, and exit successfully.
     PrintDefaults,
-}
-
-/// A `-o name=value` configuration override, already split and trimmed like
-/// Postfix's `split_nameval()` does. `-i` and `-m` are recorded as overrides
-/// of `max_idle` and `max_use` too, in command-line order (last one wins).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Override {
-    /// Parameter name.
-    pub name: String,
-    /// Raw parameter value (not `$name`-expanded; may be empty).
-    pub value: String,
 }
 
 /// Transport types accepted by the multi-server skeleton (`-t`).

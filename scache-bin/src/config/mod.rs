@@ -42,8 +42,6 @@ use std::cell::Cell;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use crate::options::Override;
-
 mod error;
 mod expand;
 mod lines;
@@ -76,6 +74,19 @@ pub const ENV_MAIL_CONFIG: &str = "MAIL_CONFIG";
 /// dictionary): bits for `myhostname` and `mydomain`.
 const COMPUTING_MYHOSTNAME: u8 = 1;
 const COMPUTING_MYDOMAIN: u8 = 2;
+
+/// A `-o name=value` configuration override, already split and trimmed like
+/// Postfix's `split_nameval()` does. The command line is parsed in
+/// `options`, which records `-i` and `-m` as overrides of `max_idle` and
+/// `max_use` too, in command-line order (last one wins);
+/// [`Config::apply_overrides`] applies them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Override {
+    /// Parameter name.
+    pub name: String,
+    /// Raw parameter value (not `$name`-expanded; may be empty).
+    pub value: String,
+}
 
 /// The configuration directory Postfix would use: `$MAIL_CONFIG` when set
 /// and non-empty, else [`DEFAULT_CONFIG_DIR`]. `env` reads the environment.
