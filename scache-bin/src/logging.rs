@@ -25,6 +25,12 @@
 //! Sockets are connected when the logger is configured, so that they survive
 //! a later `chroot()`; call [`init_timezone`] before the chroot too.
 
+// The only unsafe code here is the C time-zone calls (`tzset`,
+// `localtime_r`), which have no std or nix equivalent; the functions making
+// them allow it explicitly, and every block says why it is sound.
+#![deny(unsafe_code)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 use std::fmt::{self, Write as _};
 use std::io::{self, Write};
 use std::os::unix::net::{UnixDatagram, UnixStream};
@@ -153,15 +159,23 @@ const MONTHS: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
 ];
 
+// C's `void tzset(void)` from <time.h>. Neither std nor nix offers it, and
+// the libc crate declares it for Windows only.
 extern "C" {
     fn tzset();
 }
 
 /// Loads the time zone (`tzset()` and one `localtime_r()`). Call it before
 /// `chroot()`: inside the jail `/etc/localtime` is usually absent.
+#[allow(unsafe_code)]
 pub fn init_timezone() {
-    // SAFETY: tzset() takes no arguments and only initialises libc's
-    // time-zone state; we call it before any thread of ours formats times.
+    // SAFETY: the declaration above matches C's `void tzset(void)`: no
+    // arguments, no result, so no pointer or lifetime can be wrong. tzset()
+    // reads `TZ` and the zone files and sets libc's time-zone state under
+    // glibc's own lock. Its one hazard, another thread changing the
+    // environment at the same time, cannot happen here: the program only
+    // changes its environment in `run::systemd_listeners`, on the main
+    // thread, before `init_timezone` and before any other thread exists.
     unsafe { tzset() };
     let _ = LocalTime::from_system_time(SystemTime::now());
 }
@@ -181,6 +195,7 @@ impl LocalTime {
 
     /// Converts with the C library's `localtime_r()` (falls back to UTC if
     /// that fails).
+    #[allow(unsafe_code)]
     pub fn from_system_time(t: SystemTime) -> LocalTime {
         let seconds = unix_seconds(t);
         // time_t may be narrower than 64 bits on some targets.
@@ -188,12 +203,16 @@ impl LocalTime {
         let Ok(clock) = nix::libc::time_t::try_from(seconds) else {
             return LocalTime::utc(seconds);
         };
-        // SAFETY: `struct tm` is plain old data (integers and one pointer),
-        // for which all-zero bytes are a valid value.
+        // SAFETY: `struct tm` is plain old data: integers and, on glibc, the
+        // `tm_zone` pointer, for which null is a valid value (and which we
+        // never read). All-zero bytes are therefore a valid `tm`.
         let mut tm: nix::libc::tm = unsafe { std::mem::zeroed() };
-        // SAFETY: both pointers refer to valid, live, properly aligned
-        // objects for the duration of the call; localtime_r() is the
-        // re-entrant variant and keeps no reference to them.
+        // SAFETY: `&clock` and `&mut tm` point to live, properly aligned
+        // locals of the types localtime_r() expects, valid for the whole
+        // call; localtime_r() is the re-entrant variant: it writes only into
+        // `tm`, keeps no reference to either, and may run on several
+        // threads at once. Like tzset() it reads the environment, which no
+        // other thread modifies (see `init_timezone`).
         let result = unsafe { nix::libc::localtime_r(&clock, &mut tm) };
         if result.is_null() {
             return LocalTime::utc(seconds);

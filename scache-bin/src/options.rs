@@ -16,6 +16,8 @@
 //! Error texts of master mode are Postfix's own fatal messages, so that a
 //! misconfigured `master.cf` line logs the same lines as the stock daemon.
 
+#![forbid(unsafe_code)]
+
 use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::os::unix::ffi::OsStrExt;

@@ -37,6 +37,8 @@
 //! * `params.rs`: [`Params`], every value the daemon uses, checked;
 //! * `os.rs`: host name, user and group lookups (the only system calls).
 
+#![forbid(unsafe_code)]
+
 use std::borrow::Cow;
 use std::cell::Cell;
 use std::collections::HashMap;

@@ -3,16 +3,9 @@
 
 /// The local host name from `gethostname()` (empty if that fails).
 pub fn system_hostname() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: `buf` is a valid writable buffer of the length we pass;
-    // gethostname writes at most that many bytes and does not keep the
-    // pointer.
-    let rc = unsafe { nix::libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    if rc != 0 {
-        return String::new();
-    }
-    let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    String::from_utf8_lossy(&buf[..len]).into_owned()
+    nix::unistd::gethostname()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 /// A user's IDs as resolved for `mail_owner`.
