@@ -320,49 +320,54 @@ fn operand(text: &str) -> Result<(&str, &str), MacroError> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::config::tests::test_config;
-
-    fn expand(c: &Config, text: &str) -> String {
-        c.expand(text).unwrap()
-    }
 
     #[test]
     fn expansion_forms() {
         let c = test_config("a = A\nempty =\nnested = <$a>\nrec = [$nested]\nd = $$a\n");
-        assert_eq!(expand(&c, "$a ${a} $(a)"), "A A A");
-        assert_eq!(expand(&c, "x$undefined.y"), "x.y");
-        assert_eq!(expand(&c, "$rec"), "[<A>]");
-        assert_eq!(expand(&c, "$d"), "$a");
-        assert_eq!(expand(&c, "$$$a"), "$A");
-        assert_eq!(expand(&c, "${a?yes}|${empty?yes}|${nope?yes}"), "yes||");
-        assert_eq!(expand(&c, "${a:no}|${empty:no}|${nope:no}"), "|no|no");
-        assert_eq!(expand(&c, "${a?{1}:{2}}${empty?{1}:{2}}"), "12");
-        assert_eq!(expand(&c, "${a?{ $a }}"), " A ");
-        assert_eq!(expand(&c, "${a? {1} }x${nope: {1} }"), "1x1");
-        assert_eq!(expand(&c, "${a?{1}:2}${nope?{1}:2}"), "12");
-        assert_eq!(expand(&c, "1${a?x}:y"), "1x:y");
-        assert_eq!(expand(&c, "${mail_owner?1}:{2}}x"), "1:{2}}x");
-        assert_eq!(expand(&c, "${a?$$}"), "$");
-        assert_eq!(expand(&c, "$a.b-c"), "A.b-c");
-        assert_eq!(expand(&c, "$5"), "");
+        let cases: &[(&str, &str)] = &[
+            ("$a ${a} $(a)", "A A A"),
+            ("x$undefined.y", "x.y"),
+            ("$rec", "[<A>]"),
+            ("$d", "$a"),
+            ("$$$a", "$A"),
+            ("${a?yes}|${empty?yes}|${nope?yes}", "yes||"),
+            ("${a:no}|${empty:no}|${nope:no}", "|no|no"),
+            ("${a?{1}:{2}}${empty?{1}:{2}}", "12"),
+            ("${a?{ $a }}", " A "),
+            ("${a? {1} }x${nope: {1} }", "1x1"),
+            ("${a?{1}:2}${nope?{1}:2}", "12"),
+            ("1${a?x}:y", "1x:y"),
+            ("${mail_owner?1}:{2}}x", "1:{2}}x"),
+            ("${a?$$}", "$"),
+            ("$a.b-c", "A.b-c"),
+            ("$5", ""),
+        ];
+        for (text, want) in cases {
+            assert_eq!(c.expand(text).as_deref(), Ok(*want), "expand({text:?})");
+        }
     }
 
     #[test]
     fn relational_expressions() {
         let c = test_config("owner = postfix\n");
-        assert_eq!(expand(&c, "${{1} < {2}?{3}:{4}}"), "3");
-        assert_eq!(expand(&c, "${{10} < {9}?{3}:{4}}"), "4");
-        assert_eq!(expand(&c, "${{10} == {010}?{3}:{4}}"), "3");
-        assert_eq!(expand(&c, "${{a}!={b}}x"), "truex");
-        assert_eq!(expand(&c, "${{a}=={b}}x"), "x");
-        assert_eq!(expand(&c, "${ {a} == {a} ? {7} : {8} }"), "7");
-        assert_eq!(expand(&c, "${{ 9 } == {9}?{3}:{4}}"), "4");
-        assert_eq!(expand(&c, "${{-1} < {1}?{3}:{4}}"), "3");
-        assert_eq!(expand(&c, "${{9} <= {a}?{3}:{4}}"), "3");
-        assert_eq!(expand(&c, "${{b} > {a}}"), "true");
-        assert_eq!(expand(&c, "${{1}>={1}}"), "true");
-        assert_eq!(expand(&c, "${{$owner}=={postfix}}"), "true");
+        let cases: &[(&str, &str)] = &[
+            ("${{1} < {2}?{3}:{4}}", "3"),
+            ("${{10} < {9}?{3}:{4}}", "4"),
+            ("${{10} == {010}?{3}:{4}}", "3"),
+            ("${{a}!={b}}x", "truex"),
+            ("${{a}=={b}}x", "x"),
+            ("${ {a} == {a} ? {7} : {8} }", "7"),
+            ("${{ 9 } == {9}?{3}:{4}}", "4"),
+            ("${{-1} < {1}?{3}:{4}}", "3"),
+            ("${{9} <= {a}?{3}:{4}}", "3"),
+            ("${{b} > {a}}", "true"),
+            ("${{1}>={1}}", "true"),
+            ("${{$owner}=={postfix}}", "true"),
+        ];
+        for (text, want) in cases {
+            assert_eq!(c.expand(text).as_deref(), Ok(*want), "expand({text:?})");
+        }
         let e = c.expand("${{99999999999999999999} == {1}}").unwrap_err();
         assert_eq!(
             e.to_string(),
@@ -373,68 +378,38 @@ mod tests {
     #[test]
     fn expansion_errors_have_postfix_warnings() {
         let c = test_config("a = $b\nb = $a\n");
-        let warn = |text: &str| {
-            let e = c.expand(text).unwrap_err();
+        let cases: &[(&str, &str)] = &[
+            ("$", "empty macro name: \"$\""),
+            ("x$", "empty macro name: \"x$\""),
+            ("${}", "empty macro name: \"${}\""),
+            ("${x", "truncated macro reference: \"${x\""),
+            ("$a", "unreasonable macro call nesting: \"b\""),
+            ("${a b}", "attribute name syntax error at: \"...a>>> b\""),
+            ("$(a{b)x", "attribute name syntax error at: \"...a>>>{b\""),
+            ("${a(b}x", "attribute name syntax error at: \"...a>>>(b\""),
+            ("${{a}==}", "\"{expression}\" expected at: \"...{a} ==>>>\""),
+            ("${{1}=~{1}}", "\"==\" or \"!=\"\" or \"<\"\" or \"<=\"\" or \">=\"\" or \">\" expected at: \"...1}>>>=~{1}\""),
+            ("${mail_owner?{1}  junk}", "\":\" expected at: \"...1}>>>junk\""),
+            ("${x:{1} junk}", "unexpected input at: \"...1}>>>junk\""),
+            ("${x?{1", "truncated macro reference: \"${x?{1\""),
+            ("${{a} == {b}junk}", "\"?\" or \":\" expected at: \"...}>>>junk\""),
+            ("${{a} == {b}", "truncated macro reference: \"${{a} == {b}\""),
+            ("$({a == x)", "unbalanced {} in attribute expression: \"{a == x\""),
+            ("$({a} == x)", "\"{expression}\" expected at: \"...{a} ==>>> x\""),
+            ("${a ? {1} : {2} }", "attribute name syntax error at: \"...a>>> ? {1} : {2} \""),
+        ];
+        for (text, want) in cases {
+            let e = match c.expand(text) {
+                Ok(value) => panic!("expand({text:?}) = {value:?}, want an error"),
+                Err(e) => e,
+            };
             assert_eq!(
                 e.to_string(),
-                "dictionary mail_dict: macro processing error"
+                "dictionary mail_dict: macro processing error",
+                "expand({text:?})"
             );
-            e.warning().unwrap().to_string()
-        };
-        assert_eq!(warn("$"), "empty macro name: \"$\"");
-        assert_eq!(warn("x$"), "empty macro name: \"x$\"");
-        assert_eq!(warn("${}"), "empty macro name: \"${}\"");
-        assert_eq!(warn("${x"), "truncated macro reference: \"${x\"");
-        assert_eq!(warn("$a"), "unreasonable macro call nesting: \"b\"");
-        assert_eq!(
-            warn("${a b}"),
-            "attribute name syntax error at: \"...a>>> b\""
-        );
-        assert_eq!(
-            warn("$(a{b)x"),
-            "attribute name syntax error at: \"...a>>>{b\""
-        );
-        assert_eq!(
-            warn("${a(b}x"),
-            "attribute name syntax error at: \"...a>>>(b\""
-        );
-        assert_eq!(
-            warn("${{a}==}"),
-            "\"{expression}\" expected at: \"...{a} ==>>>\""
-        );
-        assert_eq!(
-            warn("${{1}=~{1}}"),
-            "\"==\" or \"!=\"\" or \"<\"\" or \"<=\"\" or \">=\"\" or \">\" expected at: \"...1}>>>=~{1}\""
-        );
-        assert_eq!(
-            warn("${mail_owner?{1}  junk}"),
-            "\":\" expected at: \"...1}>>>junk\""
-        );
-        assert_eq!(
-            warn("${x:{1} junk}"),
-            "unexpected input at: \"...1}>>>junk\""
-        );
-        assert_eq!(warn("${x?{1"), "truncated macro reference: \"${x?{1\"");
-        assert_eq!(
-            warn("${{a} == {b}junk}"),
-            "\"?\" or \":\" expected at: \"...}>>>junk\""
-        );
-        assert_eq!(
-            warn("${{a} == {b}"),
-            "truncated macro reference: \"${{a} == {b}\""
-        );
-        assert_eq!(
-            warn("$({a == x)"),
-            "unbalanced {} in attribute expression: \"{a == x\""
-        );
-        assert_eq!(
-            warn("$({a} == x)"),
-            "\"{expression}\" expected at: \"...{a} ==>>> x\""
-        );
-        assert_eq!(
-            warn("${a ? {1} : {2} }"),
-            "attribute name syntax error at: \"...a>>> ? {1} : {2} \""
-        );
+            assert_eq!(e.warning(), Some(*want), "expand({text:?})");
+        }
     }
 
     #[test]
@@ -445,6 +420,6 @@ mod tests {
         }
         text.push_str("p50 = end\n");
         let c = test_config(&text);
-        assert_eq!(expand(&c, "$p0"), "end");
+        assert_eq!(c.expand("$p0").as_deref(), Ok("end"));
     }
 }

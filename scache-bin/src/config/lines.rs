@@ -145,15 +145,21 @@ mod tests {
 
     #[test]
     fn split_nameval_like_postfix() {
-        assert_eq!(split_nameval("a=b"), Ok(("a", "b")));
-        assert_eq!(split_nameval("  a  =  b c  "), Ok(("a", "b c")));
-        assert_eq!(split_nameval("a ="), Ok(("a", "")));
-        assert_eq!(split_nameval("a= \r"), Ok(("a", "")));
-        assert_eq!(split_nameval("a==b"), Ok(("a", "=b")));
-        assert_eq!(split_nameval(""), Err(NameValueError::MissingName));
-        assert_eq!(split_nameval("  =x"), Err(NameValueError::MissingName));
-        assert_eq!(split_nameval("a b=c"), Err(NameValueError::MissingEquals));
-        assert_eq!(split_nameval("abc"), Err(NameValueError::MissingEquals));
+        type Want = Result<(&'static str, &'static str), NameValueError>;
+        let cases: &[(&str, Want)] = &[
+            ("a=b", Ok(("a", "b"))),
+            ("  a  =  b c  ", Ok(("a", "b c"))),
+            ("a =", Ok(("a", ""))),
+            ("a= \r", Ok(("a", ""))),
+            ("a==b", Ok(("a", "=b"))),
+            ("", Err(NameValueError::MissingName)),
+            ("  =x", Err(NameValueError::MissingName)),
+            ("a b=c", Err(NameValueError::MissingEquals)),
+            ("abc", Err(NameValueError::MissingEquals)),
+        ];
+        for (text, want) in cases {
+            assert_eq!(split_nameval(text), *want, "split_nameval({text:?})");
+        }
     }
 
     #[test]
@@ -164,10 +170,15 @@ mod tests {
             "  orphan = 1\n# comment\n\nmax_use = 1\n  0\n#c\n\t0\r\nfoo=bar # not a comment\nmax_idle = 5\nmax_idle = 5\nmax_idle = 7\n",
         )
         .unwrap();
-        assert_eq!(c.raw("max_use").unwrap(), "1  0\t0");
-        assert_eq!(c.raw("foo").unwrap(), "bar # not a comment");
-        assert_eq!(c.raw("max_idle").unwrap(), "7");
-        assert_eq!(c.raw("orphan"), None);
+        let raw: &[(&str, Option<&str>)] = &[
+            ("max_use", Some("1  0\t0")),
+            ("foo", Some("bar # not a comment")),
+            ("max_idle", Some("7")),
+            ("orphan", None),
+        ];
+        for (name, want) in raw {
+            assert_eq!(c.raw(name).as_deref(), *want, "raw({name:?})");
+        }
         assert_eq!(
             c.take_warnings(),
             vec![

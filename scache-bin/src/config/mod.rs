@@ -371,54 +371,86 @@ mod tests {
 
     #[test]
     fn defaults_match_postconf_d() {
-        let c = test_config("");
-        assert_eq!(c.get_str("syslog_name").unwrap(), "postfix");
-        assert_eq!(c.get_str("queue_directory").unwrap(), "/var/spool/postfix");
-        assert_eq!(c.get_str("mail_owner").unwrap(), "postfix");
-        assert_eq!(c.get_str("myhostname").unwrap(), "vm.localdomain");
-        assert_eq!(c.get_str("mydomain").unwrap(), "localdomain");
-        assert_eq!(c.get_str("config_directory").unwrap(), "/etc/postfix");
-        assert_eq!(
-            c.get_str("daemon_directory").unwrap(),
-            "/usr/lib/postfix/sbin"
-        );
-        let c = test_config("multi_instance_name = postfix-out\n");
-        assert_eq!(c.get_str("syslog_name").unwrap(), "postfix-out");
-        let c = test_config("mydomain = example.org\n");
-        assert_eq!(c.get_str("myhostname").unwrap(), "vm.example.org");
-        assert_eq!(c.get_str("mydomain").unwrap(), "example.org");
-        let mut c = test_config("");
-        c.set_system_hostname("mx1.example.com");
-        assert_eq!(c.get_str("myhostname").unwrap(), "mx1.example.com");
-        assert_eq!(c.get_str("mydomain").unwrap(), "example.com");
-        let c = test_config("myhostname = a.b.c\n");
-        assert_eq!(c.get_str("mydomain").unwrap(), "b.c");
+        // (system host name, main.cf, parameter, value)
+        let cases: &[(&str, &str, &str, &str)] = &[
+            ("vm", "", "syslog_name", "postfix"),
+            ("vm", "", "queue_directory", "/var/spool/postfix"),
+            ("vm", "", "mail_owner", "postfix"),
+            ("vm", "", "myhostname", "vm.localdomain"),
+            ("vm", "", "mydomain", "localdomain"),
+            ("vm", "", "config_directory", "/etc/postfix"),
+            ("vm", "", "daemon_directory", "/usr/lib/postfix/sbin"),
+            (
+                "vm",
+                "multi_instance_name = postfix-out\n",
+                "syslog_name",
+                "postfix-out",
+            ),
+            (
+                "vm",
+                "mydomain = example.org\n",
+                "myhostname",
+                "vm.example.org",
+            ),
+            ("vm", "mydomain = example.org\n", "mydomain", "example.org"),
+            ("mx1.example.com", "", "myhostname", "mx1.example.com"),
+            ("mx1.example.com", "", "mydomain", "example.com"),
+            ("vm", "myhostname = a.b.c\n", "mydomain", "b.c"),
+        ];
+        for (host, main_cf, name, want) in cases {
+            let mut c = test_config(main_cf);
+            c.set_system_hostname(host);
+            assert_eq!(
+                c.get_str(name).as_deref(),
+                Ok(*want),
+                "host {host}, main.cf {main_cf:?}: {name}"
+            );
+        }
     }
+
+    /// An environment for the `*_config_dir*` functions.
+    type Env = fn(&str) -> Option<std::ffi::OsString>;
 
     #[test]
     fn standalone_config_directory() {
-        assert_eq!(standalone_config_dir(None, |_| None), None);
-        assert_eq!(
-            standalone_config_dir(Some(Path::new("/x")), |_| Some("/y".into())),
-            Some(PathBuf::from("/x"))
-        );
-        assert_eq!(
-            standalone_config_dir(None, |n| (n == "MAIL_CONFIG").then(|| "/y".into())),
-            Some(PathBuf::from("/y"))
-        );
-        assert_eq!(standalone_config_dir(None, |_| Some("".into())), None);
+        let cases: &[(&str, Option<&str>, Env, Option<&str>)] = &[
+            ("nothing set", None, |_| None, None),
+            (
+                "--config-dir wins",
+                Some("/x"),
+                |_| Some("/y".into()),
+                Some("/x"),
+            ),
+            (
+                "MAIL_CONFIG",
+                None,
+                |n| (n == "MAIL_CONFIG").then(|| "/y".into()),
+                Some("/y"),
+            ),
+            ("empty MAIL_CONFIG", None, |_| Some("".into()), None),
+        ];
+        for (what, explicit, env, want) in cases {
+            assert_eq!(
+                standalone_config_dir(explicit.map(Path::new), env),
+                want.map(PathBuf::from),
+                "{what}"
+            );
+        }
     }
 
     #[test]
     fn config_dir_from_environment() {
-        assert_eq!(config_dir_from_env(|_| None), PathBuf::from("/etc/postfix"));
-        assert_eq!(
-            config_dir_from_env(|n| (n == "MAIL_CONFIG").then(|| "/tmp/pfx".into())),
-            PathBuf::from("/tmp/pfx")
-        );
-        assert_eq!(
-            config_dir_from_env(|_| Some("".into())),
-            PathBuf::from("/etc/postfix")
-        );
+        let cases: &[(&str, Env, &str)] = &[
+            ("nothing set", |_| None, "/etc/postfix"),
+            (
+                "MAIL_CONFIG",
+                |n| (n == "MAIL_CONFIG").then(|| "/tmp/pfx".into()),
+                "/tmp/pfx",
+            ),
+            ("empty MAIL_CONFIG", |_| Some("".into()), "/etc/postfix"),
+        ];
+        for (what, env, want) in cases {
+            assert_eq!(config_dir_from_env(env), PathBuf::from(want), "{what}");
+        }
     }
 }

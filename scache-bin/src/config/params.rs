@@ -339,83 +339,97 @@ mod tests {
 
     #[test]
     fn params_error_order_like_postfix() {
-        let first_error = |overrides: &[(&str, &str)]| {
+        // Two bad values: the first one Postfix reads is reported.
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (
+                &[("syslog_name", ""), ("syslog_facility", "foo")],
+                "file /etc/postfix/main.cf: parameter syslog_facility: unrecognized value: foo",
+            ),
+            (
+                &[("syslog_facility", "foo"), ("maillog_file_prefixes", "")],
+                "bad string length 0 < 1: maillog_file_prefixes = ",
+            ),
+            (
+                &[("syslog_name", ""), ("postlog_service_name", "")],
+                "bad string length 0 < 1: postlog_service_name = ",
+            ),
+            (
+                &[("syslog_name", ""), ("myhostname", "")],
+                "bad string length 0 < 1: myhostname = ",
+            ),
+            (
+                &[("queue_directory", ""), ("mail_owner", "")],
+                "bad string length 0 < 1: mail_owner = ",
+            ),
+            (
+                &[("max_idle", "0"), ("max_use", "0")],
+                "invalid max_use parameter value 0 < 1",
+            ),
+            (
+                &[("ipc_timeout", "0"), ("max_idle", "0")],
+                "invalid max_idle: 0 (min 1)",
+            ),
+            (
+                &[("daemon_timeout", "0"), ("ipc_timeout", "0")],
+                "invalid ipc_timeout: 0 (min 1)",
+            ),
+            (
+                &[("maillog_file", "/x"), ("max_idle", "0")],
+                "invalid max_idle: 0 (min 1)",
+            ),
+            (
+                &[("connection_cache_ttl_limit", "0"), ("maillog_file", "/x")],
+                "maillog_file value '/x' does not match any prefix in maillog_file_prefixes",
+            ),
+            (
+                &[
+                    ("connection_cache_status_update_time", "0"),
+                    ("connection_cache_ttl_limit", "0"),
+                ],
+                "invalid connection_cache_ttl_limit: 0 (min 1)",
+            ),
+            (
+                &[("scache_session_limit", "-1")],
+                "invalid scache_session_limit parameter value -1 < 0",
+            ),
+            (
+                &[("scache_allowed_uids", "no-such-user-hopefully")],
+                "file /etc/postfix/main.cf: parameter scache_allowed_uids: unknown user name value: no-such-user-hopefully",
+            ),
+        ];
+        for (overrides, want) in cases {
             let mut c = test_config("");
-            for (n, v) in overrides {
+            for (n, v) in *overrides {
                 c.set(n, v);
             }
-            Params::from_config(&c).unwrap_err().to_string()
-        };
-        assert_eq!(
-            first_error(&[("syslog_name", ""), ("syslog_facility", "foo")]),
-            "file /etc/postfix/main.cf: parameter syslog_facility: unrecognized value: foo"
-        );
-        assert_eq!(
-            first_error(&[("syslog_facility", "foo"), ("maillog_file_prefixes", "")]),
-            "bad string length 0 < 1: maillog_file_prefixes = "
-        );
-        assert_eq!(
-            first_error(&[("syslog_name", ""), ("postlog_service_name", "")]),
-            "bad string length 0 < 1: postlog_service_name = "
-        );
-        assert_eq!(
-            first_error(&[("syslog_name", ""), ("myhostname", "")]),
-            "bad string length 0 < 1: myhostname = "
-        );
-        assert_eq!(
-            first_error(&[("queue_directory", ""), ("mail_owner", "")]),
-            "bad string length 0 < 1: mail_owner = "
-        );
-        assert_eq!(
-            first_error(&[("max_idle", "0"), ("max_use", "0")]),
-            "invalid max_use parameter value 0 < 1"
-        );
-        assert_eq!(
-            first_error(&[("ipc_timeout", "0"), ("max_idle", "0")]),
-            "invalid max_idle: 0 (min 1)"
-        );
-        assert_eq!(
-            first_error(&[("daemon_timeout", "0"), ("ipc_timeout", "0")]),
-            "invalid ipc_timeout: 0 (min 1)"
-        );
-        assert_eq!(
-            first_error(&[("maillog_file", "/x"), ("max_idle", "0")]),
-            "invalid max_idle: 0 (min 1)"
-        );
-        assert_eq!(
-            first_error(&[("connection_cache_ttl_limit", "0"), ("maillog_file", "/x")]),
-            "maillog_file value '/x' does not match any prefix in maillog_file_prefixes"
-        );
-        assert_eq!(
-            first_error(&[
-                ("connection_cache_status_update_time", "0"),
-                ("connection_cache_ttl_limit", "0")
-            ]),
-            "invalid connection_cache_ttl_limit: 0 (min 1)"
-        );
-        assert_eq!(
-            first_error(&[("scache_session_limit", "-1")]),
-            "invalid scache_session_limit parameter value -1 < 0"
-        );
-        assert_eq!(
-            first_error(&[("scache_allowed_uids", "no-such-user-hopefully")]),
-            "file /etc/postfix/main.cf: parameter scache_allowed_uids: unknown user name value: no-such-user-hopefully"
-        );
+            assert_eq!(
+                Params::from_config(&c).map_err(|e| e.to_string()),
+                Err(want.to_string()),
+                "{overrides:?}"
+            );
+        }
     }
 
     #[test]
     fn maillog_file_prefixes() {
         let prefixes = split_list("/var, /dev/stdout");
-        assert!(check_maillog_file("", &prefixes).is_ok());
-        assert!(check_maillog_file("/var/log/postfix.log", &prefixes).is_ok());
-        assert!(check_maillog_file("/dev/stdout", &prefixes).is_ok());
-        assert!(check_maillog_file("/variable", &prefixes).is_ok());
-        assert_eq!(
-            check_maillog_file("/tmp/x", &prefixes)
-                .unwrap_err()
-                .to_string(),
-            "maillog_file value '/tmp/x' does not match any prefix in maillog_file_prefixes"
-        );
+        let cases: &[(&str, Result<(), &str>)] = &[
+            ("", Ok(())),
+            ("/var/log/postfix.log", Ok(())),
+            ("/dev/stdout", Ok(())),
+            ("/variable", Ok(())),
+            (
+                "/tmp/x",
+                Err("maillog_file value '/tmp/x' does not match any prefix in maillog_file_prefixes"),
+            ),
+        ];
+        for (file, want) in cases {
+            assert_eq!(
+                check_maillog_file(file, &prefixes).map_err(|e| e.to_string()),
+                want.map_err(str::to_string),
+                "check_maillog_file({file:?})"
+            );
+        }
     }
 
     #[test]
@@ -430,18 +444,39 @@ mod tests {
 
     #[test]
     fn mail_owner_checks() {
+        let cases: &[(&str, &str)] = &[
+            (
+                "root",
+                "file /etc/postfix/main.cf: parameter mail_owner: user root has privileged user ID",
+            ),
+            (
+                "no-such-user-hopefully",
+                "file /etc/postfix/main.cf: parameter mail_owner: unknown user name value: no-such-user-hopefully",
+            ),
+        ];
         let mut c = test_config("");
-        c.set("mail_owner", "root");
-        let p = Params::from_config(&c).unwrap();
-        assert_eq!(
-            p.resolve_mail_owner().unwrap_err().to_string(),
-            "file /etc/postfix/main.cf: parameter mail_owner: user root has privileged user ID"
-        );
-        c.set("mail_owner", "no-such-user-hopefully");
-        let p = Params::from_config(&c).unwrap();
-        assert_eq!(
-            p.resolve_mail_owner().unwrap_err().to_string(),
-            "file /etc/postfix/main.cf: parameter mail_owner: unknown user name value: no-such-user-hopefully"
-        );
+        for (owner, want) in cases {
+            c.set("mail_owner", owner);
+            let p = Params::from_config(&c).unwrap();
+            assert_eq!(
+                p.resolve_mail_owner().map_err(|e| e.to_string()),
+                Err(want.to_string()),
+                "mail_owner = {owner}"
+            );
+        }
+    }
+
+    #[test]
+    fn facility_names() {
+        let cases: &[(&str, Option<Facility>)] = &[
+            ("mail", Some(Facility::MAIL)),
+            ("local7", Some(Facility(23))),
+            ("Mail", None),
+            ("security", None),
+        ];
+        for (name, want) in cases {
+            assert_eq!(Facility::from_name(name), *want, "from_name({name:?})");
+        }
+        assert_eq!(Facility::from_name("local7").map(Facility::code), Some(23));
     }
 }

@@ -135,48 +135,55 @@ mod tests {
                 .map(|d| d.as_secs())
                 .map_err(|e| e.to_string())
         };
-        assert_eq!(t("2sx"), Ok(2));
-        assert_eq!(t("2"), Ok(2));
-        assert_eq!(t(" 2"), Ok(2));
-        assert_eq!(t("+2"), Ok(2));
-        assert_eq!(t("3m"), Ok(180));
-        assert_eq!(t("1h"), Ok(3600));
-        assert_eq!(t("1d"), Ok(86400));
-        assert_eq!(t("5w"), Ok(3_024_000));
-        assert_eq!(t("$max_idle"), Ok(100));
-        assert_eq!(
-            t("2 s"),
-            Err("parameter connection_cache_ttl_limit: bad time value or unit: 2 s".into())
-        );
-        assert_eq!(
-            t(""),
-            Err("parameter connection_cache_ttl_limit: bad time value or unit: ".into())
-        );
-        assert_eq!(
-            t("0"),
-            Err("invalid connection_cache_ttl_limit: 0 (min 1)".into())
-        );
-        assert_eq!(
-            t("s"),
-            Err("invalid connection_cache_ttl_limit: 0 (min 1)".into())
-        );
-        assert_eq!(
-            t("scachex"),
-            Err("invalid connection_cache_ttl_limit: 0 (min 1)".into())
-        );
-        assert!(t("2x").unwrap_err().ends_with("bad time value or unit: 2x"));
-        assert!(t("-1").unwrap_err().ends_with("bad time value or unit: -1"));
-        assert!(t("99999999999")
-            .unwrap_err()
-            .ends_with("bad time value or unit: 99999999999"));
-        assert!(t("3550000w")
-            .unwrap_err()
-            .ends_with("bad time value or unit: 3550000w"));
-        assert_eq!(t("2147483647"), Ok(2_147_483_647));
-        assert_eq!(
-            t("${x?{1}:{0}}"),
-            Err("invalid connection_cache_ttl_limit: 0 (min 1)".into())
-        );
+        let cases: &[(&str, Result<u64, &str>)] = &[
+            ("2sx", Ok(2)),
+            ("2", Ok(2)),
+            (" 2", Ok(2)),
+            ("+2", Ok(2)),
+            ("3m", Ok(180)),
+            ("1h", Ok(3600)),
+            ("1d", Ok(86400)),
+            ("5w", Ok(3_024_000)),
+            ("$max_idle", Ok(100)),
+            ("2147483647", Ok(2_147_483_647)),
+            (
+                "2 s",
+                Err("parameter connection_cache_ttl_limit: bad time value or unit: 2 s"),
+            ),
+            (
+                "",
+                Err("parameter connection_cache_ttl_limit: bad time value or unit: "),
+            ),
+            ("0", Err("invalid connection_cache_ttl_limit: 0 (min 1)")),
+            ("s", Err("invalid connection_cache_ttl_limit: 0 (min 1)")),
+            (
+                "scachex",
+                Err("invalid connection_cache_ttl_limit: 0 (min 1)"),
+            ),
+            (
+                "${x?{1}:{0}}",
+                Err("invalid connection_cache_ttl_limit: 0 (min 1)"),
+            ),
+        ];
+        for (value, want) in cases {
+            assert_eq!(
+                t(value),
+                want.map_err(str::to_string),
+                "get_time({value:?})"
+            );
+        }
+        // Bad syntax or unit, or out of range for a C int: the message ends
+        // with the value.
+        for value in ["2x", "-1", "99999999999", "3550000w"] {
+            let e = match t(value) {
+                Ok(secs) => panic!("get_time({value:?}) = {secs}, want an error"),
+                Err(e) => e,
+            };
+            assert!(
+                e.ends_with(&format!("bad time value or unit: {value}")),
+                "get_time({value:?}): {e}"
+            );
+        }
         let mut c = test_config("");
         c.set("max_idle", "5");
         assert_eq!(
@@ -187,8 +194,18 @@ mod tests {
 
     #[test]
     fn default_unit_comes_from_default_value() {
-        assert_eq!(conv_time("12", b'h'), Some(12 * 3600));
-        assert_eq!(conv_time("12s", b'h'), Some(12));
-        assert_eq!(conv_time("12", b'x'), None);
+        let cases: &[(&str, u8, Option<i32>)] = &[
+            ("12", b'h', Some(12 * 3600)),
+            ("12s", b'h', Some(12)),
+            ("12", b'x', None),
+        ];
+        for &(text, unit, want) in cases {
+            assert_eq!(
+                conv_time(text, unit),
+                want,
+                "conv_time({text:?}, {:?})",
+                char::from(unit)
+            );
+        }
     }
 }

@@ -108,28 +108,24 @@ mod tests {
             c.set("max_use", v);
             c.get_int("max_use", 1, 0).map_err(|e| e.to_string())
         };
-        assert_eq!(i("5"), Ok(5));
-        assert_eq!(i(" 5"), Ok(5));
-        assert_eq!(i("+5"), Ok(5));
-        assert_eq!(
-            i("abc"),
-            Err("bad numerical configuration: max_use = abc".into())
-        );
-        assert_eq!(
-            i("5x"),
-            Err("bad numerical configuration: max_use = 5x".into())
-        );
-        assert_eq!(i(""), Err("bad numerical configuration: max_use = ".into()));
-        assert_eq!(
-            i("2147483648"),
-            Err("bad numerical configuration: max_use = 2147483648".into())
-        );
-        assert_eq!(i("0"), Err("invalid max_use parameter value 0 < 1".into()));
-        assert_eq!(
-            i("-5"),
-            Err("invalid max_use parameter value -5 < 1".into())
-        );
-        assert_eq!(i("${nosuch:7}"), Ok(7));
+        let cases: &[(&str, Result<i32, &str>)] = &[
+            ("5", Ok(5)),
+            (" 5", Ok(5)),
+            ("+5", Ok(5)),
+            ("${nosuch:7}", Ok(7)),
+            ("abc", Err("bad numerical configuration: max_use = abc")),
+            ("5x", Err("bad numerical configuration: max_use = 5x")),
+            ("", Err("bad numerical configuration: max_use = ")),
+            (
+                "2147483648",
+                Err("bad numerical configuration: max_use = 2147483648"),
+            ),
+            ("0", Err("invalid max_use parameter value 0 < 1")),
+            ("-5", Err("invalid max_use parameter value -5 < 1")),
+        ];
+        for (value, want) in cases {
+            assert_eq!(i(value), want.map_err(str::to_string), "get_int({value:?})");
+        }
         let mut c = test_config("");
         c.set("max_use", "9");
         assert_eq!(
@@ -141,31 +137,42 @@ mod tests {
     #[test]
     fn bool_and_string_values() {
         let mut c = test_config("");
-        for (v, want) in [("yes", true), ("YES", true), ("No", false)] {
-            c.set("scache_dead_connection_eviction", v);
-            assert_eq!(c.get_bool("scache_dead_connection_eviction"), Ok(want));
+        let bools: &[(&str, Result<bool, &str>)] = &[
+            ("yes", Ok(true)),
+            ("YES", Ok(true)),
+            ("No", Ok(false)),
+            (
+                "true",
+                Err("bad boolean configuration: scache_dead_connection_eviction = true"),
+            ),
+        ];
+        for (value, want) in bools {
+            c.set("scache_dead_connection_eviction", value);
+            assert_eq!(
+                c.get_bool("scache_dead_connection_eviction")
+                    .map_err(|e| e.to_string()),
+                want.map_err(str::to_string),
+                "get_bool({value:?})"
+            );
         }
-        c.set("scache_dead_connection_eviction", "true");
-        assert_eq!(
-            c.get_bool("scache_dead_connection_eviction")
-                .unwrap_err()
-                .to_string(),
-            "bad boolean configuration: scache_dead_connection_eviction = true"
-        );
-        c.set("syslog_name", "");
-        assert_eq!(
-            c.get_str_checked("syslog_name", 1, 0)
-                .unwrap_err()
-                .to_string(),
-            "bad string length 0 < 1: syslog_name = "
-        );
-        c.set("syslog_name", "abcdef");
-        assert_eq!(
-            c.get_str_checked("syslog_name", 1, 3)
-                .unwrap_err()
-                .to_string(),
-            "bad string length 6 > 3: syslog_name = abcdef"
-        );
+        let lengths: &[(&str, usize, usize, &str)] = &[
+            ("", 1, 0, "bad string length 0 < 1: syslog_name = "),
+            (
+                "abcdef",
+                1,
+                3,
+                "bad string length 6 > 3: syslog_name = abcdef",
+            ),
+        ];
+        for &(value, min, max, want) in lengths {
+            c.set("syslog_name", value);
+            assert_eq!(
+                c.get_str_checked("syslog_name", min, max)
+                    .map_err(|e| e.to_string()),
+                Err(want.to_string()),
+                "get_str_checked({value:?}, {min}, {max})"
+            );
+        }
         assert!(matches!(
             c.get_str("no_such_parameter"),
             Err(ConfigError::Unknown { .. })
