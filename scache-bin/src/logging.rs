@@ -25,6 +25,12 @@
 //! Sockets are connected when the logger is configured, so that they survive
 //! a later `chroot()`; call [`init_timezone`] before the chroot too.
 
+// The only unsafe code here is the C time-zone calls (`tzset`,
+// `localtime_r`), which have no std or nix equivalent; the functions making
+// them allow it explicitly, and every block says why it is sound.
+#![deny(unsafe_code)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 use std::fmt::{self, Write as _};
 use std::io::{self, Write};
 use std::os::unix::net::{UnixDatagram, UnixStream};
@@ -35,6 +41,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use log::{Level, LevelFilter, Log, Metadata, Record};
 
+pub use crate::config::Facility;
 use crate::config::Params;
 
 /// Default syslog socket.
@@ -115,57 +122,17 @@ impl Severity {
     }
 }
 
-/// A syslog facility.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Facility(u8);
-
+/// Syslog priorities: the facility is configuration (`syslog_facility`,
+/// see [`Facility::from_name`]); the `<PRI>` value is ours.
 impl Facility {
-    /// `LOG_MAIL`, Postfix's default.
-    pub const MAIL: Facility = Facility(2);
-
-    /// Looks up a `syslog_facility` name as Postfix on Linux does (`auth`,
-    /// `authpriv`, `cron`, `daemon`, `ftp`, `kern`, `lpr`, `mail`, `news`,
-    /// `syslog`, `user`, `uucp`, `local0`..`local7`; case-sensitive).
-    pub fn from_name(name: &str) -> Option<Facility> {
-        let code = match name {
-            "kern" => 0,
-            "user" => 1,
-            "mail" => 2,
-            "daemon" => 3,
-            "auth" => 4,
-            "syslog" => 5,
-            "lpr" => 6,
-            "news" => 7,
-            "uucp" => 8,
-            "cron" => 9,
-            "authpriv" => 10,
-            "ftp" => 11,
-            "local0" => 16,
-            "local1" => 17,
-            "local2" => 18,
-            "local3" => 19,
-            "local4" => 20,
-            "local5" => 21,
-            "local6" => 22,
-            "local7" => 23,
-            _ => return None,
-        };
-        Some(Facility(code))
-    }
-
-    /// The facility number (`LOG_MAIL` is 2).
-    pub fn code(self) -> u8 {
-        self.0
-    }
-
     /// The `<PRI>` value for a severity. Like glibc, facility 0 (`kern`)
     /// is replaced by the `openlog()` facility, which Postfix makes
     /// `LOG_MAIL`.
     pub fn priority(self, severity: Severity) -> u8 {
-        let facility = if self.0 == 0 {
-            Facility::MAIL.0
+        let facility = if self.code() == 0 {
+            Facility::MAIL.code()
         } else {
-            self.0
+            self.code()
         };
         facility * 8 + severity.syslog_level()
     }
@@ -192,15 +159,23 @@ const MONTHS: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
 ];
 
+// C's `void tzset(void)` from <time.h>. Neither std nor nix offers it, and
+// the libc crate declares it for Windows only.
 extern "C" {
     fn tzset();
 }
 
 /// Loads the time zone (`tzset()` and one `localtime_r()`). Call it before
 /// `chroot()`: inside the jail `/etc/localtime` is usually absent.
+#[allow(unsafe_code)]
 pub fn init_timezone() {
-    // SAFETY: tzset() takes no arguments and only initialises libc's
-    // time-zone state; we call it before any thread of ours formats times.
+    // SAFETY: the declaration above matches C's `void tzset(void)`: no
+    // arguments, no result, so no pointer or lifetime can be wrong. tzset()
+    // reads `TZ` and the zone files and sets libc's time-zone state under
+    // glibc's own lock. Its one hazard, another thread changing the
+    // environment at the same time, cannot happen here: the program only
+    // changes its environment in `run::systemd_listeners`, on the main
+    // thread, before `init_timezone` and before any other thread exists.
     unsafe { tzset() };
     let _ = LocalTime::from_system_time(SystemTime::now());
 }
@@ -220,6 +195,7 @@ impl LocalTime {
 
     /// Converts with the C library's `localtime_r()` (falls back to UTC if
     /// that fails).
+    #[allow(unsafe_code)]
     pub fn from_system_time(t: SystemTime) -> LocalTime {
         let seconds = unix_seconds(t);
         // time_t may be narrower than 64 bits on some targets.
@@ -227,12 +203,16 @@ impl LocalTime {
         let Ok(clock) = nix::libc::time_t::try_from(seconds) else {
             return LocalTime::utc(seconds);
         };
-        // SAFETY: `struct tm` is plain old data (integers and one pointer),
-        // for which all-zero bytes are a valid value.
+        // SAFETY: `struct tm` is plain old data: integers and, on glibc, the
+        // `tm_zone` pointer, for which null is a valid value (and which we
+        // never read). All-zero bytes are therefore a valid `tm`.
         let mut tm: nix::libc::tm = unsafe { std::mem::zeroed() };
-        // SAFETY: both pointers refer to valid, live, properly aligned
-        // objects for the duration of the call; localtime_r() is the
-        // re-entrant variant and keeps no reference to them.
+        // SAFETY: `&clock` and `&mut tm` point to live, properly aligned
+        // locals of the types localtime_r() expects, valid for the whole
+        // call; localtime_r() is the re-entrant variant: it writes only into
+        // `tm`, keeps no reference to either, and may run on several
+        // threads at once. Like tzset() it reads the environment, which no
+        // other thread modifies (see `init_timezone`).
         let result = unsafe { nix::libc::localtime_r(&clock, &mut tm) };
         if result.is_null() {
             return LocalTime::utc(seconds);
@@ -879,6 +859,40 @@ mod tests {
         );
     }
 
+    /// An environment, as `initial_tag` and `Destination::from_env` read it.
+    type Env = fn(&str) -> Option<std::ffi::OsString>;
+
+    /// A logger to the syslog socket `path` with facility `mail`, no stderr
+    /// copy and no `-v`.
+    fn syslog_logger(path: &Path) -> (PostfixLogger, Capture) {
+        let destination = Destination::Syslog {
+            path: path.to_path_buf(),
+            facility: Facility::MAIL,
+        };
+        logger(destination, false, 0)
+    }
+
+    /// A record to log (level, target, text) and the datagram it must
+    /// produce, with `{pid}` standing for our process ID; `None` when the
+    /// logger's level filter drops it.
+    type RecordCase<'a> = (Level, &'a str, &'a str, Option<&'a str>);
+
+    /// Logs each case's record and checks the next datagram on `sock`.
+    fn check_records(logger: &PostfixLogger, sock: &UnixDatagram, cases: &[RecordCase<'_>]) {
+        let pid = std::process::id().to_string();
+        for (level, target, text, want) in cases {
+            log_at(logger, *level, target, text);
+            if let Some(want) = want {
+                let want = want.replace("{pid}", &pid);
+                assert_eq!(
+                    String::from_utf8(recv(sock)).as_deref(),
+                    Ok(want.as_str()),
+                    "{level} {target} {text:?}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn stamps() {
         assert_eq!(T.syslog_stamp(), "Nov  8 09:03:07");
@@ -889,29 +903,34 @@ mod tests {
 
     #[test]
     fn utc_conversion() {
-        assert_eq!(
-            LocalTime::utc(0),
-            LocalTime {
-                year: 1970,
-                month: 0,
-                mday: 1,
-                hour: 0,
-                minute: 0,
-                second: 0
-            }
-        );
-        // 2026-11-28 10:57:47 UTC
-        assert_eq!(
-            LocalTime::utc(1_795_863_467),
-            LocalTime {
-                year: 2026,
-                month: 10,
-                mday: 28,
-                hour: 10,
-                minute: 57,
-                second: 47
-            }
-        );
+        let cases = [
+            (
+                0,
+                LocalTime {
+                    year: 1970,
+                    month: 0,
+                    mday: 1,
+                    hour: 0,
+                    minute: 0,
+                    second: 0,
+                },
+            ),
+            // 2026-11-28 10:57:47 UTC
+            (
+                1_795_863_467,
+                LocalTime {
+                    year: 2026,
+                    month: 10,
+                    mday: 28,
+                    hour: 10,
+                    minute: 57,
+                    second: 47,
+                },
+            ),
+        ];
+        for (seconds, want) in cases {
+            assert_eq!(LocalTime::utc(seconds), want, "utc({seconds})");
+        }
         assert_eq!(LocalTime::utc(-1).year, 1969);
     }
 
@@ -932,20 +951,26 @@ mod tests {
     }
 
     #[test]
-    fn facilities_and_priorities() {
-        assert_eq!(Facility::from_name("mail"), Some(Facility::MAIL));
-        assert_eq!(Facility::from_name("local7").map(Facility::code), Some(23));
-        assert_eq!(Facility::from_name("Mail"), None);
-        assert_eq!(Facility::from_name("security"), None);
-        assert_eq!(Facility::MAIL.priority(Severity::Info), 22);
-        assert_eq!(Facility::MAIL.priority(Severity::Warning), 20);
-        assert_eq!(Facility::MAIL.priority(Severity::Error), 19);
-        assert_eq!(Facility::MAIL.priority(Severity::Fatal), 18);
-        assert_eq!(Facility::MAIL.priority(Severity::Panic), 18);
+    fn priorities() {
+        // Facility names are tested with Facility, in config/params.rs.
         let kern = Facility::from_name("kern").unwrap();
-        assert_eq!(kern.priority(Severity::Info), 22);
         let local0 = Facility::from_name("local0").unwrap();
-        assert_eq!(local0.priority(Severity::Info), 134);
+        let cases = [
+            (Facility::MAIL, Severity::Info, 22),
+            (Facility::MAIL, Severity::Warning, 20),
+            (Facility::MAIL, Severity::Error, 19),
+            (Facility::MAIL, Severity::Fatal, 18),
+            (Facility::MAIL, Severity::Panic, 18),
+            (kern, Severity::Info, 22),
+            (local0, Severity::Info, 134),
+        ];
+        for (facility, severity, want) in cases {
+            assert_eq!(
+                facility.priority(severity),
+                want,
+                "{facility:?} {severity:?}"
+            );
+        }
     }
 
     #[test]
@@ -958,21 +983,37 @@ mod tests {
             second: 47,
             ..T
         };
-        assert_eq!(
-            format_syslog(
-                Facility::MAIL,
+        // (severity, time, pid, text, datagram), facility mail, tag postfix/scache
+        let cases: &[(Severity, LocalTime, u32, &str, &str)] = &[
+            (
                 Severity::Fatal,
-                &t,
-                "postfix/scache",
+                t,
                 8290,
-                "open /tmp/pfx2/main.cf: No such file or directory"
+                "open /tmp/pfx2/main.cf: No such file or directory",
+                "<18>Nov 28 10:57:47 postfix/scache[8290]: fatal: open /tmp/pfx2/main.cf: No such file or directory",
             ),
-            b"<18>Nov 28 10:57:47 postfix/scache[8290]: fatal: open /tmp/pfx2/main.cf: No such file or directory".to_vec()
-        );
-        assert_eq!(
-            format_syslog(Facility::MAIL, Severity::Info, &T, "postfix/scache", 1, "x"),
-            b"<22>Nov  8 09:03:07 postfix/scache[1]: x".to_vec()
-        );
+            (
+                Severity::Info,
+                T,
+                1,
+                "x",
+                "<22>Nov  8 09:03:07 postfix/scache[1]: x",
+            ),
+        ];
+        for (severity, time, pid, text, want) in cases {
+            assert_eq!(
+                format_syslog(
+                    Facility::MAIL,
+                    *severity,
+                    time,
+                    "postfix/scache",
+                    *pid,
+                    text
+                ),
+                want.as_bytes(),
+                "{severity:?} {text:?}"
+            );
+        }
     }
 
     #[test]
@@ -994,79 +1035,96 @@ mod tests {
 
     #[test]
     fn postlog_format() {
-        assert_eq!(
-            format_postlog(
+        // (severity, host name, text, record), tag postfix/scache, pid 42
+        let cases: &[(Severity, &str, &str, &str)] = &[
+            (
                 Severity::Warning,
-                &T,
                 "mail.example.com",
-                "postfix/scache",
-                42,
-                "hello"
+                "hello",
+                "Nov 08 09:03:07 mail postfix/scache[42]: warning: hello",
             ),
-            b"Nov 08 09:03:07 mail postfix/scache[42]: warning: hello".to_vec()
-        );
-        assert_eq!(
-            format_postlog(
+            (
                 Severity::Info,
-                &T,
                 "vm",
-                "postfix/scache",
-                42,
-                "statistics: x"
+                "statistics: x",
+                "Nov 08 09:03:07 vm postfix/scache[42]: statistics: x",
             ),
-            b"Nov 08 09:03:07 vm postfix/scache[42]: statistics: x".to_vec()
-        );
+        ];
+        for (severity, hostname, text, want) in cases {
+            assert_eq!(
+                format_postlog(*severity, &T, hostname, "postfix/scache", 42, text),
+                want.as_bytes(),
+                "{severity:?} {hostname} {text:?}"
+            );
+        }
     }
 
     #[test]
     fn stderr_format() {
-        assert_eq!(
-            format_stderr(Severity::Fatal, "postfix/scache", "invalid option: x"),
-            "postfix/scache: fatal: invalid option: x\n"
-        );
-        assert_eq!(
-            format_stderr(Severity::Info, "postfix/scache", "hi"),
-            "postfix/scache: hi\n"
-        );
+        let cases = [
+            (
+                Severity::Fatal,
+                "invalid option: x",
+                "postfix/scache: fatal: invalid option: x\n",
+            ),
+            (Severity::Info, "hi", "postfix/scache: hi\n"),
+        ];
+        for (severity, text, want) in cases {
+            assert_eq!(
+                format_stderr(severity, "postfix/scache", text),
+                want,
+                "{severity:?} {text:?}"
+            );
+        }
     }
 
     #[test]
     fn tags() {
-        assert_eq!(mail_task("postfix", "scache"), "postfix/scache");
-        assert_eq!(
-            mail_task("postfix", "/usr/lib/postfix/sbin/scache"),
-            "postfix/scache"
-        );
-        assert_eq!(initial_tag(|_| None, "scache"), "postfix/scache");
-        assert_eq!(
-            initial_tag(
+        for (process_name, want) in [
+            ("scache", "postfix/scache"),
+            ("/usr/lib/postfix/sbin/scache", "postfix/scache"),
+        ] {
+            assert_eq!(mail_task("postfix", process_name), want, "{process_name}");
+        }
+        let cases: &[(Env, &str, &str)] = &[
+            (|_| None, "scache", "postfix/scache"),
+            (
                 |n| (n == "MAIL_LOGTAG").then(|| "postfix-b".into()),
-                "scache-rs"
+                "scache-rs",
+                "postfix-b/scache-rs",
             ),
-            "postfix-b/scache-rs"
-        );
+        ];
+        for (env, process_name, want) in cases {
+            assert_eq!(initial_tag(env, process_name), *want, "{process_name}");
+        }
     }
 
     #[test]
     fn destination_from_env() {
-        assert_eq!(
-            Destination::from_env(|_| None),
-            Destination::Syslog {
-                path: PathBuf::from("/dev/log"),
-                facility: Facility::MAIL
-            }
-        );
-        let env = |n: &str| match n {
-            "POSTLOG_SERVICE" => Some("/var/spool/postfix/public/postlog".into()),
-            _ => None,
-        };
-        assert_eq!(
-            Destination::from_env(env),
-            Destination::Postlog {
-                path: PathBuf::from("/var/spool/postfix/public/postlog"),
-                hostname: "amnesiac".into()
-            }
-        );
+        let cases: &[(&str, Env, Destination)] = &[
+            (
+                "nothing set",
+                |_| None,
+                Destination::Syslog {
+                    path: PathBuf::from("/dev/log"),
+                    facility: Facility::MAIL,
+                },
+            ),
+            (
+                "POSTLOG_SERVICE",
+                |n| match n {
+                    "POSTLOG_SERVICE" => Some("/var/spool/postfix/public/postlog".into()),
+                    _ => None,
+                },
+                Destination::Postlog {
+                    path: PathBuf::from("/var/spool/postfix/public/postlog"),
+                    hostname: "amnesiac".into(),
+                },
+            ),
+        ];
+        for (what, env, want) in cases {
+            assert_eq!(&Destination::from_env(env), want, "{what}");
+        }
         let env = |n: &str| match n {
             "POSTLOG_SERVICE" => Some("".into()),
             _ => None,
@@ -1081,57 +1139,50 @@ mod tests {
     fn syslog_datagrams_exact_bytes() {
         let dir = temp_dir("syslog");
         let (sock, path) = receiver(&dir);
-        let (logger, stderr) = logger(
-            Destination::Syslog {
-                path: path.clone(),
-                facility: Facility::MAIL,
-            },
-            false,
-            0,
-        );
-        let pid = std::process::id();
-        log_at(
+        let (logger, stderr) = syslog_logger(&path);
+        check_records(
             &logger,
-            Level::Info,
-            "x",
-            "statistics: start interval Nov  8 09:03:07",
-        );
-        assert_eq!(
-            recv(&sock),
-            format!("<22>Nov  8 09:03:07 postfix/scache[{pid}]: statistics: start interval Nov  8 09:03:07").into_bytes()
-        );
-        log_at(
-            &logger,
-            Level::Warn,
-            "x",
-            "unrecognized request: \"x\", ignored",
-        );
-        assert_eq!(
-            recv(&sock),
-            format!("<20>Nov  8 09:03:07 postfix/scache[{pid}]: warning: unrecognized request: \"x\", ignored").into_bytes()
-        );
-        log_at(&logger, Level::Error, "x", "oops");
-        assert_eq!(
-            recv(&sock),
-            format!("<19>Nov  8 09:03:07 postfix/scache[{pid}]: error: oops").into_bytes()
-        );
-        log_at(&logger, Level::Error, FATAL_TARGET, "watchdog timeout");
-        assert_eq!(
-            recv(&sock),
-            format!("<18>Nov  8 09:03:07 postfix/scache[{pid}]: fatal: watchdog timeout")
-                .into_bytes()
-        );
-        log_at(&logger, Level::Error, PANIC_TARGET, "bug");
-        assert_eq!(
-            recv(&sock),
-            format!("<18>Nov  8 09:03:07 postfix/scache[{pid}]: panic: bug").into_bytes()
-        );
-        // Debug records need -v.
-        log_at(&logger, Level::Debug, "x", "hidden");
-        log_at(&logger, Level::Info, "x", "shown");
-        assert_eq!(
-            recv(&sock),
-            format!("<22>Nov  8 09:03:07 postfix/scache[{pid}]: shown").into_bytes()
+            &sock,
+            &[
+                (
+                    Level::Info,
+                    "x",
+                    "statistics: start interval Nov  8 09:03:07",
+                    Some("<22>Nov  8 09:03:07 postfix/scache[{pid}]: statistics: start interval Nov  8 09:03:07"),
+                ),
+                (
+                    Level::Warn,
+                    "x",
+                    "unrecognized request: \"x\", ignored",
+                    Some("<20>Nov  8 09:03:07 postfix/scache[{pid}]: warning: unrecognized request: \"x\", ignored"),
+                ),
+                (
+                    Level::Error,
+                    "x",
+                    "oops",
+                    Some("<19>Nov  8 09:03:07 postfix/scache[{pid}]: error: oops"),
+                ),
+                (
+                    Level::Error,
+                    FATAL_TARGET,
+                    "watchdog timeout",
+                    Some("<18>Nov  8 09:03:07 postfix/scache[{pid}]: fatal: watchdog timeout"),
+                ),
+                (
+                    Level::Error,
+                    PANIC_TARGET,
+                    "bug",
+                    Some("<18>Nov  8 09:03:07 postfix/scache[{pid}]: panic: bug"),
+                ),
+                // Debug records need -v.
+                (Level::Debug, "x", "hidden", None),
+                (
+                    Level::Info,
+                    "x",
+                    "shown",
+                    Some("<22>Nov  8 09:03:07 postfix/scache[{pid}]: shown"),
+                ),
+            ],
         );
         assert!(stderr.0.lock().unwrap().is_empty());
         std::fs::remove_dir_all(&dir).unwrap();
@@ -1149,17 +1200,24 @@ mod tests {
             true,
             1,
         );
-        let pid = std::process::id();
-        log_at(&logger, Level::Debug, "x", "daemon started");
-        assert_eq!(
-            recv(&sock),
-            format!("<158>Nov  8 09:03:07 postfix/scache[{pid}]: daemon started").into_bytes()
-        );
-        log_at(&logger, Level::Trace, "x", "not at -v");
-        log_at(&logger, Level::Warn, "x", "w");
-        assert_eq!(
-            recv(&sock),
-            format!("<156>Nov  8 09:03:07 postfix/scache[{pid}]: warning: w").into_bytes()
+        check_records(
+            &logger,
+            &sock,
+            &[
+                (
+                    Level::Debug,
+                    "x",
+                    "daemon started",
+                    Some("<158>Nov  8 09:03:07 postfix/scache[{pid}]: daemon started"),
+                ),
+                (Level::Trace, "x", "not at -v", None),
+                (
+                    Level::Warn,
+                    "x",
+                    "w",
+                    Some("<156>Nov  8 09:03:07 postfix/scache[{pid}]: warning: w"),
+                ),
+            ],
         );
         assert_eq!(
             String::from_utf8(stderr.0.lock().unwrap().clone()).unwrap(),
@@ -1180,21 +1238,23 @@ mod tests {
             false,
             0,
         );
-        let pid = std::process::id();
-        log_at(
+        check_records(
             &logger,
-            Level::Info,
-            "x",
-            "statistics: domain lookup hits=1 miss=1 success=50%",
-        );
-        assert_eq!(
-            recv(&sock),
-            format!("Nov 08 09:03:07 vm postfix/scache[{pid}]: statistics: domain lookup hits=1 miss=1 success=50%").into_bytes()
-        );
-        log_at(&logger, Level::Error, FATAL_TARGET, "x\ny");
-        assert_eq!(
-            recv(&sock),
-            format!("Nov 08 09:03:07 vm postfix/scache[{pid}]: fatal: x?y").into_bytes()
+            &sock,
+            &[
+                (
+                    Level::Info,
+                    "x",
+                    "statistics: domain lookup hits=1 miss=1 success=50%",
+                    Some("Nov 08 09:03:07 vm postfix/scache[{pid}]: statistics: domain lookup hits=1 miss=1 success=50%"),
+                ),
+                (
+                    Level::Error,
+                    FATAL_TARGET,
+                    "x\ny",
+                    Some("Nov 08 09:03:07 vm postfix/scache[{pid}]: fatal: x?y"),
+                ),
+            ],
         );
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -1203,14 +1263,7 @@ mod tests {
     fn absent_socket_drops_then_connects_when_it_appears() {
         let dir = temp_dir("absent");
         let path = dir.join("log");
-        let (logger, _) = logger(
-            Destination::Syslog {
-                path: path.clone(),
-                facility: Facility::MAIL,
-            },
-            false,
-            0,
-        );
+        let (logger, _) = syslog_logger(&path);
         log_at(&logger, Level::Info, "x", "dropped");
         let (sock, _) = receiver(&dir);
         log_at(&logger, Level::Info, "x", "delivered");
@@ -1227,14 +1280,7 @@ mod tests {
     fn syslog_reconnects_after_restart() {
         let dir = temp_dir("restart");
         let (sock, path) = receiver(&dir);
-        let (logger, _) = logger(
-            Destination::Syslog {
-                path: path.clone(),
-                facility: Facility::MAIL,
-            },
-            false,
-            0,
-        );
+        let (logger, _) = syslog_logger(&path);
         log_at(&logger, Level::Info, "x", "one");
         assert!(recv(&sock).ends_with(b"one"));
         drop(sock);
@@ -1252,14 +1298,7 @@ mod tests {
         let dir = temp_dir("stream");
         let path = dir.join("log");
         let listener = UnixListener::bind(&path).unwrap();
-        let (logger, _) = logger(
-            Destination::Syslog {
-                path: path.clone(),
-                facility: Facility::MAIL,
-            },
-            false,
-            0,
-        );
+        let (logger, _) = syslog_logger(&path);
         let (mut conn, _) = listener.accept().unwrap();
         conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         log_at(&logger, Level::Info, "x", "s");
@@ -1277,14 +1316,7 @@ mod tests {
     fn reconfigure_keeps_or_switches_socket() {
         let dir = temp_dir("reconf");
         let (sock, path) = receiver(&dir);
-        let (logger, _) = logger(
-            Destination::Syslog {
-                path: path.clone(),
-                facility: Facility::MAIL,
-            },
-            false,
-            0,
-        );
+        let (logger, _) = syslog_logger(&path);
         // Same path: keep the connected socket even if the path vanishes
         // (as after a chroot).
         let renamed = dir.join("moved");

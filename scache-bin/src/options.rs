@@ -16,11 +16,14 @@
 //! Error texts of master mode are Postfix's own fatal messages, so that a
 //! misconfigured `master.cf` line logs the same lines as the stock daemon.
 
+#![forbid(unsafe_code)]
+
 use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
+pub use crate::config::Override;
 use crate::config::{split_nameval, NameValueError};
 
 /// Socket path used by standalone mode when `--listen` is not given, and by
@@ -59,17 +62,6 @@ pub enum Command {
     /// Print every configuration parameter we read with its default value,
     /// `postconf -d` style, and exit successfully.
     PrintDefaults,
-}
-
-/// A `-o name=value` configuration override, already split and trimmed like
-/// Postfix's `split_nameval()` does. `-i` and `-m` are recorded as overrides
-/// of `max_idle` and `max_use` too, in command-line order (last one wins).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Override {
-    /// Parameter name.
-    pub name: String,
-    /// Raw parameter value (not `$name`-expanded; may be empty).
-    pub value: String,
 }
 
 /// Transport types accepted by the multi-server skeleton (`-t`).
@@ -828,95 +820,119 @@ mod tests {
 
     #[test]
     fn bad_override_text_is_postfix_text() {
-        let e = master(&["scache", "-o", "connection_cache_ttl_limit"]).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "invalid \"-o connection_cache_ttl_limit\" option value: missing '=' after attribute name"
-        );
-        let e = master(&["scache", "-o", " = 5"]).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "invalid \"-o  = 5\" option value: missing attribute name"
-        );
+        let cases: &[(&str, &str)] = &[
+            (
+                "connection_cache_ttl_limit",
+                "invalid \"-o connection_cache_ttl_limit\" option value: missing '=' after attribute name",
+            ),
+            (
+                " = 5",
+                "invalid \"-o  = 5\" option value: missing attribute name",
+            ),
+        ];
+        for (value, want) in cases {
+            assert_eq!(
+                master(&["scache", "-o", value]).map_err(|e| e.to_string()),
+                Err(want.to_string()),
+                "-o {value:?}"
+            );
+        }
         let e = master(&["scache", "-o", "a b=5"]).unwrap_err();
         assert!(e.to_string().ends_with("missing '=' after attribute name"));
     }
 
     #[test]
     fn invalid_options() {
-        assert_eq!(
-            master(&["scache", "-x"]).unwrap_err().to_string(),
-            "invalid option: x"
-        );
-        assert_eq!(
-            master(&["scache", "-lx"]).unwrap_err().to_string(),
-            "invalid option: x"
-        );
-        // A missing option argument is reported like an unknown option.
-        assert_eq!(
-            master(&["scache", "-S", "-t"]).unwrap_err().to_string(),
-            "invalid option: t"
-        );
-        assert_eq!(
-            master(&["scache", "-:"]).unwrap_err().to_string(),
-            "invalid option: :"
-        );
+        let cases: &[(&[&str], &str)] = &[
+            (&["scache", "-x"], "invalid option: x"),
+            (&["scache", "-lx"], "invalid option: x"),
+            // A missing option argument is reported like an unknown option.
+            (&["scache", "-S", "-t"], "invalid option: t"),
+            (&["scache", "-:"], "invalid option: :"),
+        ];
+        for (list, want) in cases {
+            assert_eq!(
+                master(list).map_err(|e| e.to_string()),
+                Err(want.to_string()),
+                "{list:?}"
+            );
+        }
     }
 
     #[test]
     fn socket_count_like_atoi() {
-        assert_eq!(master(&["scache", "-s", "3x"]).unwrap().socket_count, 3);
+        let cases: &[(&str, Result<u32, OptionsError>)] = &[
+            ("3x", Ok(3)),
+            ("abc", Err(OptionsError::InvalidSocketCount("abc".into()))),
+            ("-2", Err(OptionsError::InvalidSocketCount("-2".into()))),
+        ];
+        for (count, want) in cases {
+            assert_eq!(
+                &master(&["scache", "-s", count]).map(|m| m.socket_count),
+                want,
+                "-s {count:?}"
+            );
+        }
         assert_eq!(
             master(&["scache", "-s", "0"]).unwrap_err().to_string(),
             "invalid socket_count: 0"
-        );
-        assert_eq!(
-            master(&["scache", "-s", "abc"]).unwrap_err(),
-            OptionsError::InvalidSocketCount("abc".into())
-        );
-        assert_eq!(
-            master(&["scache", "-s", "-2"]).unwrap_err(),
-            OptionsError::InvalidSocketCount("-2".into())
         );
     }
 
     #[test]
     fn positional_arguments_rejected() {
-        let e = master(&["scache", "-l", "foo", "-t", "unix"]).unwrap_err();
-        assert_eq!(e.to_string(), "unexpected command-line argument: foo");
-        let e = master(&["scache", "-l", "--", "-t"]).unwrap_err();
-        assert_eq!(e.to_string(), "unexpected command-line argument: -t");
-        let e = master(&["scache", "-l", "-"]).unwrap_err();
-        assert_eq!(e.to_string(), "unexpected command-line argument: -");
+        let cases: &[(&[&str], &str)] = &[
+            (
+                &["scache", "-l", "foo", "-t", "unix"],
+                "unexpected command-line argument: foo",
+            ),
+            (
+                &["scache", "-l", "--", "-t"],
+                "unexpected command-line argument: -t",
+            ),
+            (
+                &["scache", "-l", "-"],
+                "unexpected command-line argument: -",
+            ),
+        ];
+        for (list, want) in cases {
+            assert_eq!(
+                master(list).map_err(|e| e.to_string()),
+                Err(want.to_string()),
+                "{list:?}"
+            );
+        }
         assert!(master(&["scache", "-l", "-t", "unix", "--"]).is_ok());
     }
 
     #[test]
     fn validate_order_and_texts() {
-        let m = master(&["scache", "-t", "unix"]).unwrap();
-        assert_eq!(
-            m.validate().unwrap_err().to_string(),
-            "service scache requires a process limit of 1"
-        );
-        let m = master(&["scache-rs", "-n", "scache", "-t", "unix"]).unwrap();
-        assert_eq!(
-            m.validate().unwrap_err().to_string(),
-            "service scache requires a process limit of 1"
-        );
-        let m = master(&["scache", "-l"]).unwrap();
-        assert_eq!(
-            m.validate().unwrap_err().to_string(),
-            "no transport type specified"
-        );
-        let m = master(&["scache", "-l", "-t", "fifo"]).unwrap();
-        assert_eq!(
-            m.validate().unwrap_err().to_string(),
-            "unsupported transport type: fifo"
-        );
-        let m = master(&["scache", "-l", "-t", "INET"]).unwrap();
-        assert_eq!(m.validate(), Ok(Some(Transport::Inet)));
-        let m = master(&["scache", "-S", "-t", "fifo"]).unwrap();
-        assert_eq!(m.validate(), Ok(None));
+        type Want = Result<Option<Transport>, &'static str>;
+        let cases: &[(&[&str], Want)] = &[
+            (
+                &["scache", "-t", "unix"],
+                Err("service scache requires a process limit of 1"),
+            ),
+            (
+                &["scache-rs", "-n", "scache", "-t", "unix"],
+                Err("service scache requires a process limit of 1"),
+            ),
+            (&["scache", "-l"], Err("no transport type specified")),
+            (
+                &["scache", "-l", "-t", "fifo"],
+                Err("unsupported transport type: fifo"),
+            ),
+            (&["scache", "-l", "-t", "INET"], Ok(Some(Transport::Inet))),
+            (&["scache", "-S", "-t", "fifo"], Ok(None)),
+        ];
+        for (list, want) in cases {
+            let m = master(list).unwrap();
+            assert_eq!(
+                m.validate().map_err(|e| e.to_string()),
+                want.map_err(str::to_string),
+                "{list:?}"
+            );
+        }
         let m = master(&["scache"]).unwrap();
         assert!(matches!(
             m.validate(),
@@ -978,52 +994,69 @@ mod tests {
         assert_eq!(s.verbose, 0);
 
         let e = |list: &[&str]| parse_with_env(args(list), no_env).unwrap_err();
-        assert_eq!(
-            e(&["scache", "--bogus"]),
-            OptionsError::UnknownLongOption("--bogus".into())
-        );
-        assert_eq!(
-            e(&["scache", "--listen"]),
-            OptionsError::MissingValue("--listen".into())
-        );
-        assert_eq!(
-            e(&["scache", "--listen", "x", "-x"]),
-            OptionsError::UnknownShortOption('x')
-        );
-        assert_eq!(
-            e(&["scache", "--listen", "x", "y"]),
-            OptionsError::UnexpectedArgument("y".into())
-        );
-        assert_eq!(
-            e(&["scache", "--socket-mode=999", "--listen=x"]),
-            OptionsError::BadSocketMode("999".into())
-        );
-        assert_eq!(
-            e(&["scache", "--socket-mode=1777"]),
-            OptionsError::BadSocketMode("1777".into())
-        );
-        assert_eq!(
-            e(&["scache", "--help=yes"]),
-            OptionsError::UnexpectedValue("--help".into())
-        );
+        let cases: &[(&[&str], OptionsError)] = &[
+            (
+                &["scache", "--bogus"],
+                OptionsError::UnknownLongOption("--bogus".into()),
+            ),
+            (
+                &["scache", "--listen"],
+                OptionsError::MissingValue("--listen".into()),
+            ),
+            (
+                &["scache", "--listen", "x", "-x"],
+                OptionsError::UnknownShortOption('x'),
+            ),
+            (
+                &["scache", "--listen", "x", "y"],
+                OptionsError::UnexpectedArgument("y".into()),
+            ),
+            (
+                &["scache", "--socket-mode=999", "--listen=x"],
+                OptionsError::BadSocketMode("999".into()),
+            ),
+            (
+                &["scache", "--socket-mode=1777"],
+                OptionsError::BadSocketMode("1777".into()),
+            ),
+            (
+                &["scache", "--help=yes"],
+                OptionsError::UnexpectedValue("--help".into()),
+            ),
+            (
+                &["scache", "--listen=x", "-o"],
+                OptionsError::MissingValue("-o".into()),
+            ),
+        ];
+        for (list, want) in cases {
+            assert_eq!(
+                parse_with_env(args(list), no_env).as_ref(),
+                Err(want),
+                "{list:?}"
+            );
+        }
         assert!(matches!(
             e(&["scache", "--listen=x", "-o", "novalue"]),
             OptionsError::BadOverride { .. }
         ));
-        assert_eq!(
-            e(&["scache", "--listen=x", "-o"]),
-            OptionsError::MissingValue("-o".into())
-        );
     }
 
     #[test]
     fn help_version_print_defaults() {
-        let p = |list: &[&str]| parse_with_env(args(list), no_env).unwrap();
-        assert_eq!(p(&["scache", "--help"]), Command::Help);
-        assert_eq!(p(&["scache", "--listen=x", "-h"]), Command::Help);
-        assert_eq!(p(&["scache", "--version"]), Command::Version);
-        assert_eq!(p(&["scache", "--print-defaults"]), Command::PrintDefaults);
-        assert_eq!(p(&["scache", "stats", "--help"]), Command::Help);
+        let cases: &[(&[&str], Command)] = &[
+            (&["scache", "--help"], Command::Help),
+            (&["scache", "--listen=x", "-h"], Command::Help),
+            (&["scache", "--version"], Command::Version),
+            (&["scache", "--print-defaults"], Command::PrintDefaults),
+            (&["scache", "stats", "--help"], Command::Help),
+        ];
+        for (list, want) in cases {
+            assert_eq!(
+                parse_with_env(args(list), no_env).as_ref(),
+                Ok(want),
+                "{list:?}"
+            );
+        }
         let help = help_text("scache");
         for option in [
             "--listen",
@@ -1051,40 +1084,41 @@ mod tests {
 
     #[test]
     fn stats_subcommand() {
-        let p = |list: &[&str]| parse_with_env(args(list), no_env);
-        assert_eq!(
-            p(&["scache", "stats"]).unwrap(),
-            Command::Stats(StatsOptions {
-                socket: PathBuf::from(DEFAULT_LISTEN_PATH),
-                format: StatsFormat::Table
-            })
-        );
-        assert_eq!(
-            p(&["scache", "stats", "--socket", "/run/s", "--format=json"]).unwrap(),
-            Command::Stats(StatsOptions {
-                socket: PathBuf::from("/run/s"),
-                format: StatsFormat::Json
-            })
-        );
-        assert_eq!(
-            p(&["scache", "stats", "--format", "prometheus"]).unwrap(),
-            Command::Stats(StatsOptions {
-                socket: PathBuf::from(DEFAULT_LISTEN_PATH),
-                format: StatsFormat::Prometheus
-            })
-        );
-        assert_eq!(
-            p(&["scache", "stats", "--format=xml"]).unwrap_err(),
-            OptionsError::BadFormat("xml".into())
-        );
-        assert_eq!(
-            p(&["scache", "stats", "extra"]).unwrap_err(),
-            OptionsError::UnexpectedArgument("extra".into())
-        );
-        assert_eq!(
-            p(&["scache", "stats", "--socket"]).unwrap_err(),
-            OptionsError::MissingValue("--socket".into())
-        );
+        let stats = |socket: &str, format| {
+            Ok(Command::Stats(StatsOptions {
+                socket: PathBuf::from(socket),
+                format,
+            }))
+        };
+        let cases: &[(&[&str], Result<Command, OptionsError>)] = &[
+            (
+                &["scache", "stats"],
+                stats(DEFAULT_LISTEN_PATH, StatsFormat::Table),
+            ),
+            (
+                &["scache", "stats", "--socket", "/run/s", "--format=json"],
+                stats("/run/s", StatsFormat::Json),
+            ),
+            (
+                &["scache", "stats", "--format", "prometheus"],
+                stats(DEFAULT_LISTEN_PATH, StatsFormat::Prometheus),
+            ),
+            (
+                &["scache", "stats", "--format=xml"],
+                Err(OptionsError::BadFormat("xml".into())),
+            ),
+            (
+                &["scache", "stats", "extra"],
+                Err(OptionsError::UnexpectedArgument("extra".into())),
+            ),
+            (
+                &["scache", "stats", "--socket"],
+                Err(OptionsError::MissingValue("--socket".into())),
+            ),
+        ];
+        for (list, want) in cases {
+            assert_eq!(&parse_with_env(args(list), no_env), want, "{list:?}");
+        }
     }
 
     #[test]
