@@ -10,8 +10,14 @@
 //! | [`attr`] | the "attr0" framing: incremental [`attr::Decoder`] with limits, encoder into a caller-owned buffer |
 //! | [`message`] | typed requests (parsed strictly, as Postfix does) and the exact reply bytes |
 //! | [`server`] | the server side of one connection as a pure state machine |
-//! | [`client`] | the client side as a pure state machine, and a blocking [`client::Client`] implementing [`scache_core::ConnectionCache`] |
+//! | [`client`] | the client side as a pure state machine; the blocking [`Client`] (implements [`scache_core::ConnectionCache`]) and, with the `tokio` feature, `AsyncClient` |
 //! | [`unix`] | the only module with socket system calls: descriptor passing with `SCM_RIGHTS`, non-blocking reads that never lose a descriptor |
+//!
+//! # Features
+//!
+//! - `tokio` (off by default): `AsyncClient`, an asynchronous client that
+//!   many tokio tasks share (`Clone + Send + Sync`). The daemon and the
+//!   blocking client do not need it.
 //!
 //! # Linking from a Rust MTA
 //!
@@ -88,4 +94,6 @@ pub mod message;
 pub mod server;
 pub mod unix;
 
-pub use client::{Client, ClientConfig, ClientError};
+#[cfg(feature = "tokio")]
+pub use client::AsyncClient;
+pub use client::{Client, ClientConfig, ClientError, Recovery};

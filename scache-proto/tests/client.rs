@@ -1,7 +1,8 @@
-//! The blocking client's failure policy (Postfix's `scache_clnt`): connect on
-//! demand, retry once after a pause with a new connection, then disable
-//! caching for good with a logged warning; timeouts; stale connections;
-//! descriptors closed on the client side.
+//! The blocking client's failure policy: connect on demand, retry once
+//! after a pause with a new connection (as Postfix's `scache_clnt`), then
+//! either pause and recover (the default) or disable caching for good with
+//! a logged warning (`Recovery::Never`, as Postfix); timeouts; stale
+//! connections; descriptors closed on the client side.
 
 mod common;
 
@@ -13,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use scache_core::ConnectionCache;
-use scache_proto::client::{Client, ClientConfig};
+use scache_proto::client::{Client, ClientConfig, Recovery};
 use scache_proto::message::EncodeError;
 use scache_proto::unix::recv_fd;
 use scache_proto::ClientError;
@@ -58,6 +59,13 @@ fn config(path: &std::path::Path) -> ClientConfig {
     c
 }
 
+/// Postfix's policy: disable for good after the second failed try.
+fn postfix_config(path: &std::path::Path) -> ClientConfig {
+    let mut c = config(path);
+    c.recovery = Recovery::Never;
+    c
+}
+
 fn pipe() -> (OwnedFd, OwnedFd) {
     nix::unistd::pipe().unwrap()
 }
@@ -73,7 +81,7 @@ fn write_end_closed(read_end: &OwnedFd) -> bool {
 fn no_server_retries_once_then_disables() {
     init_log();
     let (_dir, path) = dead_path();
-    let mut client = Client::with_config(config(&path));
+    let mut client = Client::with_config(postfix_config(&path));
     let (r, w) = pipe();
     let t0 = Instant::now();
     let err = client
@@ -138,7 +146,7 @@ fn first_try_fails_second_succeeds() {
 }
 
 #[test]
-fn timeout_twice_disables() {
+fn timeout_twice_pauses() {
     init_log();
     let server = FakeServer::start(|l| {
         // Greets, reads the request, never answers (twice).
@@ -159,7 +167,13 @@ fn timeout_twice_disables() {
     assert!(matches!(err, ClientError::Timeout), "{err}");
     assert!(took >= Duration::from_millis(300), "{took:?}");
     assert!(took < Duration::from_secs(3), "{took:?}");
-    assert!(client.is_disabled());
+    // The default policy pauses instead of disabling.
+    assert!(!client.is_disabled());
+    assert!(client.paused_until().is_some());
+    assert!(matches!(
+        client.find_dest(b"d"),
+        Err(ClientError::Unavailable { .. })
+    ));
     server.join();
 }
 
@@ -171,7 +185,7 @@ fn no_greeting_times_out() {
         let (_b, _) = l.accept().unwrap();
         std::thread::sleep(Duration::from_millis(400));
     });
-    let mut c = config(server.path());
+    let mut c = postfix_config(server.path());
     c.timeout = Duration::from_millis(100);
     let mut client = Client::with_config(c);
     assert!(matches!(client.find_endp(b"e"), Err(ClientError::Timeout)));
@@ -188,7 +202,7 @@ fn wrong_greeting_is_a_failure() {
             s.write_all(b"protocol\0something_else\0\0").unwrap();
         }
     });
-    let mut client = Client::with_config(config(server.path()));
+    let mut client = Client::with_config(postfix_config(server.path()));
     let err = client.find_endp(b"e").unwrap_err();
     assert!(matches!(err, ClientError::Protocol(_)), "{err}");
     assert!(client.is_disabled());
@@ -342,4 +356,70 @@ fn unexpected_descriptor_from_server_is_a_protocol_error() {
     // concurrently, so allow for their descriptors).
     let after = open_fds();
     assert!(after <= before + 8, "{before} -> {after}");
+}
+
+#[test]
+fn backoff_fails_fast_then_recovers_at_the_same_path() {
+    init_log();
+    let (dir, path) = dead_path();
+    let mut c = config(&path);
+    c.recovery = Recovery::Backoff {
+        first: Duration::from_millis(300),
+        max: Duration::from_secs(60),
+    };
+    let mut client = Client::with_config(c);
+    // No daemon: two tries, then a pause.
+    assert!(matches!(client.find_endp(b"e"), Err(ClientError::Io(_))));
+    let until = client.paused_until().expect("paused");
+    assert!(!client.is_disabled());
+    // During the pause every operation fails at once, without a try.
+    let t0 = Instant::now();
+    for _ in 0..100 {
+        match client.find_endp(b"e") {
+            Err(ClientError::Unavailable { retry_in }) => {
+                assert!(retry_in <= Duration::from_millis(300))
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(t0.elapsed() < Duration::from_millis(250), "{:?}", t0.elapsed());
+    // A daemon comes back at the same path; after the pause the same
+    // client object uses it.
+    let server = FakeServer::start_at(&path, |l| {
+        let mut s = accept_greeted(&l);
+        expect_bytes(&mut s, b"request\0find_endp\0label\0e\0\0");
+        s.write_all(b"status\x002\0property\0\0\0").unwrap();
+    });
+    std::thread::sleep(until.saturating_duration_since(Instant::now()));
+    assert!(client.find_endp(b"e").unwrap().is_none());
+    assert_eq!(client.paused_until(), None);
+    server.join();
+    drop(dir);
+}
+
+#[test]
+fn backoff_doubles_while_the_daemon_stays_away() {
+    init_log();
+    let (_dir, path) = dead_path();
+    let mut c = config(&path);
+    c.recovery = Recovery::Backoff {
+        first: Duration::from_millis(100),
+        max: Duration::from_millis(250),
+    };
+    let mut client = Client::with_config(c);
+    let mut pauses = Vec::new();
+    for _ in 0..4 {
+        assert!(matches!(client.find_endp(b"e"), Err(ClientError::Io(_))));
+        let returned = Instant::now();
+        let until = client.paused_until().expect("paused");
+        // The pause started when the operation failed, just before it
+        // returned: what is left is at most the pause, and not much less.
+        pauses.push(until.saturating_duration_since(returned));
+        std::thread::sleep(until.saturating_duration_since(Instant::now()));
+    }
+    let ms: Vec<u128> = pauses.iter().map(Duration::as_millis).collect();
+    let within = |v: u128, pause: u128| v <= pause && v + 40 >= pause;
+    assert!(within(ms[0], 100), "{ms:?}");
+    assert!(within(ms[1], 200), "doubled: {ms:?}");
+    assert!(within(ms[2], 250) && within(ms[3], 250), "capped: {ms:?}");
 }

@@ -20,7 +20,7 @@ pub const DUMMY: &[u8] = b"dummy\0\0\0";
 /// A listening socket in a private temporary directory, served by a
 /// scripted thread.
 pub struct FakeServer {
-    _dir: TempDir,
+    _dir: Option<TempDir>,
     path: PathBuf,
     handle: Option<JoinHandle<()>>,
 }
@@ -36,8 +36,23 @@ impl FakeServer {
         let listener = UnixListener::bind(&path).unwrap();
         let handle = std::thread::spawn(move || script(listener));
         FakeServer {
-            _dir: dir,
+            _dir: Some(dir),
             path,
+            handle: Some(handle),
+        }
+    }
+
+    /// Binds the socket at `path` (whose directory the caller keeps) and
+    /// runs `script` with the listener in a thread.
+    pub fn start_at<F>(path: &Path, script: F) -> FakeServer
+    where
+        F: FnOnce(UnixListener) + Send + 'static,
+    {
+        let listener = UnixListener::bind(path).unwrap();
+        let handle = std::thread::spawn(move || script(listener));
+        FakeServer {
+            _dir: None,
+            path: path.to_path_buf(),
             handle: Some(handle),
         }
     }

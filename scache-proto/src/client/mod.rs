@@ -1,0 +1,392 @@
+//! The client side: a pure exchange state machine ([`ClientExchange`]),
+//! and two drivers of it for Rust mail servers: the blocking [`Client`]
+//! and, with the `tokio` feature, [`AsyncClient`](crate::AsyncClient).
+//!
+//! Both behave like Postfix's `scache_clnt` where it matters to the
+//! daemon: they connect on demand to the daemon's socket, check the
+//! greeting, bound every operation by a timeout (default 5 s, Postfix's
+//! `connection_cache_protocol_timeout`), and on a failure reconnect and try
+//! once more after a short pause. Unlike Postfix's client they do not give
+//! up for good when that second try fails too: they stop trying for a
+//! while (1 s, doubling up to 60 s, see [`Recovery`]), failing fast with
+//! [`ClientError::Unavailable`], and then try again, so a daemon restart
+//! costs a long-running mail server a few seconds of caching, not the rest
+//! of its life. A descriptor passed to `save_endp` is always closed on the
+//! client side once the operation is over (the daemon holds its own copy).
+//!
+//! ```no_run
+//! use std::os::fd::OwnedFd;
+//! use std::time::Duration;
+//! use scache_core::ConnectionCache;
+//! use scache_proto::client::Client;
+//!
+//! # fn session() -> OwnedFd { std::fs::File::open("/").unwrap().into() }
+//! let mut cache = Client::new("/var/spool/postfix/private/scache");
+//! cache.save_endp(Duration::from_secs(2), b"smtp\n192.0.2.1\n25\n", b"props", session())?;
+//! if let Some(found) = cache.find_endp(b"smtp\n192.0.2.1\n25\n")? {
+//!     // found.fd refers to the same open connection that was saved.
+//!     # drop(found);
+//! }
+//! # Ok::<(), scache_proto::client::ClientError>(())
+//! ```
+//!
+//! The exchanges (see `docs/protocol.md`), from the client's side:
+//!
+//! ```text
+//! save_endp:  send request, read dummy, send fd, read status
+//! find_endp:  send request, read status+prop; if 0: send dummy, read fd, send dummy
+//! save_dest:  send request, read status
+//! find_dest:  send request, read status+prop+prop; if 0: as find_endp
+//! stats:      send request, read status + counters (our extension)
+//! ```
+#![forbid(unsafe_code)]
+
+mod blocking;
+mod exchange;
+mod health;
+#[cfg(feature = "tokio")]
+mod nonblocking;
+
+use std::fmt;
+use std::io;
+use std::os::fd::{BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use scache_core::{FoundDest, FoundEndp};
+
+use crate::attr::Limits;
+use crate::message::{EncodeError, Status, MAX_TTL};
+use crate::unix::{self, RecvFdError};
+
+pub use blocking::Client;
+pub use exchange::{ClientExchange, Outcome, ProtocolError, StartError, Step};
+#[cfg(feature = "tokio")]
+pub use nonblocking::AsyncClient;
+
+/// Settings of a [`Client`] (and of an `AsyncClient`).
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// The daemon's Unix socket (Postfix: `$queue_directory/private/scache`).
+    pub path: PathBuf,
+    /// Time limit for one try of one operation, connecting and greeting
+    /// included (Postfix's `connection_cache_protocol_timeout`, 5 s).
+    pub timeout: Duration,
+    /// Pause before the second try (Postfix sleeps 1 s).
+    pub retry_pause: Duration,
+    /// What to do when an operation failed even after its second try.
+    pub recovery: Recovery,
+    /// Reconnect before an operation when the connection has been idle this
+    /// long (Postfix's `ipc_idle`, 5 s). `None`: never.
+    pub idle_limit: Option<Duration>,
+    /// Reconnect before an operation when the connection is this old
+    /// (Postfix's `ipc_ttl`, 1000 s). `None`: never.
+    pub ttl_limit: Option<Duration>,
+    /// The most connections to the daemon an `AsyncClient` keeps open at
+    /// once (each serves one exchange at a time); tasks beyond wait for one.
+    /// The blocking client has one.
+    pub max_connections: usize,
+    /// Decoding limits for server messages.
+    pub limits: Limits,
+}
+
+impl ClientConfig {
+    /// Postfix's defaults for the socket at `path`, with recovery after 1 s
+    /// doubling to 60 s and at most 16 connections.
+    pub fn new(path: impl Into<PathBuf>) -> ClientConfig {
+        ClientConfig {
+            path: path.into(),
+            timeout: Duration::from_secs(5),
+            retry_pause: Duration::from_secs(1),
+            recovery: Recovery::default(),
+            idle_limit: Some(Duration::from_secs(5)),
+            ttl_limit: Some(Duration::from_secs(1000)),
+            max_connections: 16,
+            limits: Limits {
+                max_attrs: 1024,
+                ..Limits::default()
+            },
+        }
+    }
+}
+
+/// What a client does once an operation has failed even after its second
+/// try (the daemon is down, restarting, or broken).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recovery {
+    /// Stop trying for `first`, failing fast with
+    /// [`ClientError::Unavailable`], then try again (once); every further
+    /// failure doubles the pause, up to `max`. A success ends it.
+    Backoff {
+        /// The first pause.
+        first: Duration,
+        /// The longest pause.
+        max: Duration,
+    },
+    /// Disable caching for the life of the client, as Postfix's client
+    /// does (every later operation fails with [`ClientError::Disabled`]).
+    Never,
+}
+
+impl Default for Recovery {
+    /// A pause of 1 s, doubling up to 60 s.
+    fn default() -> Recovery {
+        Recovery::Backoff {
+            first: Duration::from_secs(1),
+            max: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Why a client operation failed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// Caching was disabled for good after repeated failures
+    /// ([`Recovery::Never`]); nothing was sent.
+    Disabled,
+    /// The daemon failed recently; the client does not try again before
+    /// `retry_in` has passed ([`Recovery::Backoff`]); nothing was sent.
+    Unavailable {
+        /// How long until the next operation tries the daemon again.
+        retry_in: Duration,
+    },
+    /// The arguments cannot be sent (NUL in a string, zero ttl); nothing was
+    /// sent and the failure does not count towards recovery.
+    Invalid(EncodeError),
+    /// The server answered the request with a non-success status that is
+    /// not plain "not found": status 1 (the request was malformed or over
+    /// the daemon's limits, such as a label longer than
+    /// `scache_label_length_limit`), or status 2 for a save (the daemon
+    /// would not keep it).
+    Refused {
+        /// The status received.
+        status: Status,
+    },
+    /// Connecting, sending or receiving failed.
+    Io(io::Error),
+    /// The operation did not complete within the timeout.
+    Timeout,
+    /// The server closed the connection in the middle of an exchange.
+    Closed,
+    /// The server broke the protocol.
+    Protocol(ProtocolError),
+}
+
+impl ClientError {
+    /// Whether this failure counts towards recovery (the daemon did not
+    /// answer); answers and invalid arguments do not.
+    fn is_failure(&self) -> bool {
+        !matches!(
+            self,
+            ClientError::Invalid(_)
+                | ClientError::Refused { .. }
+                | ClientError::Disabled
+                | ClientError::Unavailable { .. }
+        )
+    }
+}
+
+impl fmt::Display for ClientError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClientError::Disabled => f.write_str("connection caching is disabled"),
+            ClientError::Unavailable { retry_in } => write!(
+                f,
+                "connection cache unavailable after repeated failures; next try in {:.1}s",
+                retry_in.as_secs_f64()
+            ),
+            ClientError::Invalid(e) => write!(f, "invalid request: {e}"),
+            ClientError::Refused { status } => write!(f, "server answered status {status}"),
+            ClientError::Io(e) => e.fmt(f),
+            ClientError::Timeout => f.write_str("timeout"),
+            ClientError::Closed => f.write_str("connection closed by server"),
+            ClientError::Protocol(e) => write!(f, "protocol error: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ClientError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ClientError::Invalid(e) => Some(e),
+            ClientError::Io(e) => Some(e),
+            ClientError::Protocol(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<ProtocolError> for ClientError {
+    fn from(e: ProtocolError) -> Self {
+        ClientError::Protocol(e)
+    }
+}
+
+impl From<RecvFdError> for ClientError {
+    fn from(e: RecvFdError) -> Self {
+        match e {
+            RecvFdError::Eof => ClientError::Closed,
+            RecvFdError::Io(e) => ClientError::Io(e),
+            other => ClientError::Io(other.into()),
+        }
+    }
+}
+
+/// Whether an open connection can serve the next operation: not too old,
+/// not idle too long, and silent (the server never speaks first between
+/// operations: readable means it closed the connection, or is out of
+/// sync).
+fn reusable(
+    config: &ClientConfig,
+    sock: BorrowedFd<'_>,
+    exchange: &ClientExchange,
+    created: Instant,
+    last_used: Instant,
+) -> bool {
+    let now = Instant::now();
+    let too_old = config
+        .ttl_limit
+        .is_some_and(|ttl| now.duration_since(created) >= ttl);
+    let too_idle = config
+        .idle_limit
+        .is_some_and(|idle| now.duration_since(last_used) >= idle);
+    let silent = matches!(
+        unix::wait(sock, unix::Interest::Read, Duration::ZERO),
+        Ok(false)
+    );
+    !too_old && !too_idle && silent && exchange.poll_step() == Step::Idle
+}
+
+/// Connects to the daemon (non-blocking, close-on-exec), naming the socket
+/// in the error.
+fn connect(path: &Path) -> Result<OwnedFd, ClientError> {
+    unix::connect_stream(path).map_err(|e| {
+        ClientError::Io(io::Error::new(
+            e.kind(),
+            format!("connect to {}: {e}", path.display()),
+        ))
+    })
+}
+
+/// What one successful exchange produced.
+struct Done {
+    outcome: Outcome,
+    fd: Option<OwnedFd>,
+}
+
+/// Converts a time to live to whole seconds for the wire: rounded up (so a
+/// sub-second ttl is 1 s, not 0), capped at [`MAX_TTL`]; zero is invalid.
+fn ttl_seconds(ttl: Duration) -> Result<u32, ClientError> {
+    if ttl.is_zero() {
+        return Err(ClientError::Invalid(EncodeError::BadTtl { ttl: 0 }));
+    }
+    let secs = ttl
+        .as_secs()
+        .saturating_add(u64::from(ttl.subsec_nanos() > 0));
+    Ok(u32::try_from(secs).unwrap_or(MAX_TTL).min(MAX_TTL))
+}
+
+/// The result of a save exchange.
+fn saved(done: Done) -> Result<(), ClientError> {
+    match done.outcome {
+        Outcome::Saved(Status::Ok) => Ok(()),
+        Outcome::Saved(status) => Err(ClientError::Refused { status }),
+        _ => Err(ProtocolError::OutOfSequence.into()),
+    }
+}
+
+/// The result of a `find_endp` exchange; `None` on status 2.
+fn found_endp(done: Done) -> Result<Option<FoundEndp<OwnedFd>>, ClientError> {
+    match (done.outcome, done.fd) {
+        (
+            Outcome::FoundEndp {
+                status: Status::Ok,
+                endp_prop,
+            },
+            Some(fd),
+        ) => Ok(Some(FoundEndp { endp_prop, fd })),
+        (
+            Outcome::FoundEndp {
+                status: Status::Fail,
+                ..
+            },
+            _,
+        ) => Ok(None),
+        (Outcome::FoundEndp { status, .. }, _) => Err(ClientError::Refused { status }),
+        _ => Err(ProtocolError::OutOfSequence.into()),
+    }
+}
+
+/// The result of a `find_dest` exchange; `None` on status 2.
+fn found_dest(done: Done) -> Result<Option<FoundDest<OwnedFd>>, ClientError> {
+    match (done.outcome, done.fd) {
+        (
+            Outcome::FoundDest {
+                status: Status::Ok,
+                dest_prop,
+                endp_prop,
+            },
+            Some(fd),
+        ) => Ok(Some(FoundDest {
+            dest_prop,
+            endp_prop,
+            fd,
+        })),
+        (
+            Outcome::FoundDest {
+                status: Status::Fail,
+                ..
+            },
+            _,
+        ) => Ok(None),
+        (Outcome::FoundDest { status, .. }, _) => Err(ClientError::Refused { status }),
+        _ => Err(ProtocolError::OutOfSequence.into()),
+    }
+}
+
+/// The counters of a `stats` exchange, as text.
+fn stats(done: Done) -> Result<Vec<(String, String)>, ClientError> {
+    match done.outcome {
+        Outcome::Stats {
+            status: Status::Ok,
+            counters,
+        } => Ok(counters
+            .into_iter()
+            .map(|(n, v)| {
+                (
+                    String::from_utf8_lossy(&n).into_owned(),
+                    String::from_utf8_lossy(&v).into_owned(),
+                )
+            })
+            .collect()),
+        Outcome::Stats { status, .. } => Err(ClientError::Refused { status }),
+        _ => Err(ProtocolError::OutOfSequence.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttl_rounding() {
+        assert!(ttl_seconds(Duration::ZERO).is_err());
+        assert_eq!(ttl_seconds(Duration::from_millis(1)).unwrap(), 1);
+        assert_eq!(ttl_seconds(Duration::from_millis(2001)).unwrap(), 3);
+        assert_eq!(ttl_seconds(Duration::from_secs(2)).unwrap(), 2);
+        assert_eq!(ttl_seconds(Duration::MAX).unwrap(), MAX_TTL);
+    }
+
+    #[test]
+    fn failures_that_count() {
+        assert!(ClientError::Timeout.is_failure());
+        assert!(ClientError::Closed.is_failure());
+        assert!(ClientError::Io(io::Error::other("x")).is_failure());
+        assert!(!ClientError::Refused {
+            status: Status::Bad
+        }
+        .is_failure());
+        assert!(!ClientError::Invalid(EncodeError::BadTtl { ttl: 0 }).is_failure());
+    }
+}
