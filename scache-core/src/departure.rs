@@ -15,6 +15,30 @@ use nix::sys::socket::{recv, MsgFlags};
 use crate::stats::EvictionCause;
 
 /// Why a session left the cache without being found by a lookup.
+///
+/// ```
+/// use std::sync::mpsc;
+/// use std::time::Duration;
+/// use scache_core::{DepartureCause, EvictionCause, Limits, ManualClock, MultiCache};
+///
+/// let clock = ManualClock::new();
+/// let limits = Limits { max_sessions: Some(1), ..Limits::NONE };
+/// let mut cache: MultiCache<u32, _> = MultiCache::with_limits(&clock, limits);
+/// let (tx, rx) = mpsc::channel();
+/// cache.set_departure_hook(move |d| tx.send(d.cause).unwrap());
+/// cache.save_endp(Duration::from_secs(9), b"a", b"", 1).unwrap();
+/// cache.save_endp(Duration::from_secs(1), b"b", b"", 2).unwrap(); // evicts 1
+/// clock.advance(Duration::from_secs(1));
+/// cache.expire_due(); // 2 expires
+/// cache.save_endp(Duration::from_secs(9), b"c", b"", 3).unwrap();
+/// cache.clear(); // 3 is still there
+/// let causes: Vec<_> = rx.try_iter().collect();
+/// assert_eq!(causes, [
+///     DepartureCause::Evicted(EvictionCause::SessionLimit),
+///     DepartureCause::Expired,
+///     DepartureCause::Shutdown,
+/// ]);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DepartureCause {
     /// Its time to live ran out (this includes a session put back after
@@ -41,6 +65,29 @@ impl fmt::Display for DepartureCause {
 /// A session leaving the cache without being found, handed to the
 /// departure hook instead of being dropped (for example to send `QUIT`
 /// before closing it).
+///
+/// ```
+/// use std::io::{Read, Write};
+/// use std::os::unix::net::UnixStream;
+/// use std::time::Duration;
+/// use scache_core::{DepartureCause, ManualClock, MultiCache};
+///
+/// let clock = ManualClock::new();
+/// let mut cache: MultiCache<UnixStream, _> = MultiCache::new(&clock);
+/// cache.set_departure_hook(|mut departure| {
+///     if departure.cause == DepartureCause::Expired {
+///         let _ = departure.fd.write_all(b"QUIT\r\n"); // then dropped: closed
+///     }
+/// });
+/// let (conn, mut server) = UnixStream::pair()?;
+/// cache.save_endp(Duration::from_secs(2), b"smtp\nmx.example\n25\n", b"", conn).unwrap();
+/// clock.advance(Duration::from_secs(2));
+/// cache.expire_due();
+/// let mut said = String::new();
+/// server.read_to_string(&mut said)?;
+/// assert_eq!(said, "QUIT\r\n");
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct Departure<F> {
     /// The session's descriptor (or stream): the hook owns it now.
@@ -53,7 +100,17 @@ pub struct Departure<F> {
     pub cause: DepartureCause,
 }
 
-/// The state of a cached connection's peer, as seen by a liveness probe.
+/// The state of a cached connection's peer, as seen by a liveness probe
+/// ([`probe_fd`], or a probe of your own given to
+/// [`MultiCache::set_liveness_probe`](crate::MultiCache::set_liveness_probe)).
+///
+/// ```
+/// use scache_core::{EvictionCause, Liveness};
+///
+/// assert_eq!(Liveness::Alive.eviction_cause(), None);
+/// assert_eq!(Liveness::Closed.eviction_cause(), Some(EvictionCause::PeerClosed));
+/// assert_eq!(Liveness::Unread.eviction_cause(), Some(EvictionCause::PeerData));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Liveness {
     /// Nothing to read and no hang-up: an idle peer waiting for a command.

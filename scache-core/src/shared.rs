@@ -359,6 +359,22 @@ impl<F, C> Drop for SharedCache<F, C> {
 
 /// Stops the background expiry thread of a [`SharedCache`] when dropped
 /// (see [`SharedCache::expire_in_background`]).
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use scache_core::{MonotonicClock, SharedCache};
+///
+/// let cache = Arc::new(SharedCache::<u32>::new(MonotonicClock::new()));
+/// let expiry = cache.expire_in_background();
+/// assert!(expiry.is_running());
+/// drop(expiry); // the thread stops; expiry happens at the next operation again
+/// cache.save_endp(Duration::from_millis(1), b"e", b"", 1)?;
+/// std::thread::sleep(Duration::from_millis(20));
+/// assert_eq!(cache.stats().sess_count, 1); // nobody looked yet
+/// assert_eq!(cache.expire_due(), 1);
+/// # Ok::<(), scache_core::CacheError>(())
+/// ```
 #[must_use = "the background expiry stops when this guard is dropped"]
 pub struct BackgroundExpiry {
     stopper: Arc<dyn StopExpiry>,

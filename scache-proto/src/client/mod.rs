@@ -112,6 +112,28 @@ impl ClientConfig {
 
 /// What a client does once an operation has failed even after its second
 /// try (the daemon is down, restarting, or broken).
+///
+/// ```
+/// use std::time::Duration;
+/// use scache_core::ConnectionCache;
+/// use scache_proto::{Client, ClientConfig, ClientError, Recovery};
+///
+/// let mut config = ClientConfig::new("/nonexistent/scache");
+/// config.retry_pause = Duration::from_millis(1);
+/// config.recovery = Recovery::Backoff {
+///     first: Duration::from_millis(50),
+///     max: Duration::from_secs(5),
+/// };
+/// let mut client = Client::with_config(config);
+/// // No daemon: the operation fails (after its retry) ...
+/// assert!(matches!(client.find_endp(b"e"), Err(ClientError::Io(_))));
+/// // ... and for 50 ms every operation fails at once, without trying.
+/// assert!(matches!(client.find_endp(b"e"), Err(ClientError::Unavailable { .. })));
+/// std::thread::sleep(Duration::from_millis(60));
+/// // Then the daemon is tried again (still absent: the pause doubles).
+/// assert!(matches!(client.find_endp(b"e"), Err(ClientError::Io(_))));
+/// assert!(!client.is_disabled());
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Recovery {
     /// Stop trying for `first`, failing fast with

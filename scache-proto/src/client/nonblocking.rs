@@ -69,6 +69,23 @@ const RESTORE_TTL: Duration = Duration::from_secs(2);
 /// # Ok(())
 /// # }
 /// ```
+///
+/// Without a daemon, operations fail cleanly and then fast:
+///
+/// ```
+/// use std::time::Duration;
+/// use scache_proto::{AsyncClient, ClientConfig, ClientError};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let mut config = ClientConfig::new("/nonexistent/scache");
+/// config.retry_pause = Duration::from_millis(1);
+/// let cache = AsyncClient::with_config(config);
+/// assert!(matches!(cache.find_dest(b"d").await, Err(ClientError::Io(_))));
+/// assert!(matches!(cache.find_dest(b"d").await, Err(ClientError::Unavailable { .. })));
+/// assert!(cache.paused_until().is_some());
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct AsyncClient {
     inner: Arc<Inner>,
