@@ -261,6 +261,18 @@ enum Running {
     External { socket: PathBuf, pid: Option<i32> },
 }
 
+impl Drop for Running {
+    /// Lets a daemon the harness started end normally (master went away:
+    /// status EOF), as it does under master, before the harness kills
+    /// what is left: a daemon run under a profiler writes its profile then.
+    fn drop(&mut self) {
+        if let Running::Harness(h) = self {
+            h.close_status();
+            let _ = h.wait_exit(Duration::from_secs(120));
+        }
+    }
+}
+
 impl Running {
     fn start(spec: &DaemonSpec, cfg: &Config) -> Result<Running, String> {
         if let DaemonSpec::Connect { socket, pid } = spec {

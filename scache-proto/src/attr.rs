@@ -108,10 +108,11 @@ impl std::error::Error for DecodeError {}
 
 /// An incremental, reusable decoder of attr0 messages.
 ///
-/// It keeps one byte buffer holding the strings of the message being read
-/// (without their NULs) and one vector of string end offsets; both are
-/// cleared, not freed, between messages, so a long-lived decoder allocates
-/// nothing in steady state.
+/// It keeps one byte buffer holding the current message as it came (its
+/// strings with their NULs) and one vector with the position of every
+/// string's NUL; both are cleared, not freed, between messages, so a
+/// long-lived decoder allocates nothing in steady state. Each call looks
+/// for NULs with `memchr` and copies what it consumed in one piece.
 ///
 /// Call [`Decoder::decode`] with the bytes at hand; it consumes bytes up to
 /// and including the terminator of *one* message and says what happened
@@ -120,10 +121,11 @@ impl std::error::Error for DecodeError {}
 #[derive(Debug, Clone)]
 pub struct Decoder {
     limits: Limits,
-    /// The strings of the current message, back to back, without NULs.
+    /// The current message's bytes so far, NULs included (only what is
+    /// kept: an oversized message is not).
     buf: Vec<u8>,
-    /// End offset in `buf` of every completed string (names and values
-    /// alternating). Unused while skipping an oversized message.
+    /// Position in `buf` of the NUL ending every completed string (names
+    /// and values alternating). Unused while skipping an oversized message.
     ends: Vec<usize>,
     /// Length of the string being read (counted even while skipping).
     cur_len: usize,
@@ -172,9 +174,8 @@ impl Decoder {
         self.started
     }
 
-    /// Bytes of message data currently held (strings of the message being
-    /// read, without NULs). Bounded by the limits: an oversized message is
-    /// skipped, not held.
+    /// Bytes of message data currently held. Bounded by the limits: an
+    /// oversized message is skipped, not held.
     pub fn buffered_len(&self) -> usize {
         self.buf.len()
     }
@@ -211,29 +212,78 @@ impl Decoder {
 
     /// The decoding loop: bytes consumed, and the outcome once a message
     /// ended.
+    ///
+    /// Bytes consumed from `input` are copied into `buf` once, at the end
+    /// (or when the message turns out to be over a limit); positions pushed
+    /// to `ends` meanwhile already count them.
     fn decode_one(&mut self, input: &[u8]) -> (usize, Option<Result<(), DecodeError>>) {
         if self.ready || self.rejected {
             self.reset();
         }
+        if input.is_empty() {
+            return (0, None);
+        }
+        self.started = true;
         let mut pos = 0;
-        while pos < input.len() {
-            self.started = true;
-            let rest = &input[pos..];
-            let (piece, terminated) = match rest.iter().position(|&b| b == 0) {
-                Some(i) => (&rest[..i], true),
-                None => (rest, false),
-            };
-            self.take_piece(piece);
-            pos += piece.len();
-            if !terminated {
+        let mut done = None;
+        // One pass over the input for all its NULs (SIMD), stopping at the
+        // message's terminator.
+        for nul_pos in memchr::memchr_iter(0, input) {
+            self.cur_len = self.cur_len.saturating_add(nul_pos - pos);
+            if self.error.is_none() && self.cur_len > self.string_limit() {
+                self.copy(&input[..pos]);
+                self.skip_rest(self.string_error());
+            }
+            pos = nul_pos + 1;
+            // Where this NUL lands in `buf` once copied.
+            let in_buf = self.buf.len() + nul_pos;
+            if let Some(outcome) = self.end_string(in_buf) {
+                done = Some(outcome);
                 break;
             }
-            pos += 1; // the NUL
-            if let Some(done) = self.end_string() {
-                return (pos, Some(done));
+        }
+        if done.is_none() {
+            // The rest is part of a string not ended yet.
+            self.cur_len = self.cur_len.saturating_add(input.len() - pos);
+            if self.error.is_none() && self.cur_len > self.string_limit() {
+                self.copy(&input[..pos]);
+                self.skip_rest(self.string_error());
+            }
+            pos = input.len();
+        }
+        if self.error.is_none() && !self.rejected {
+            self.copy(&input[..pos]);
+        }
+        (pos, done)
+    }
+
+    /// Appends consumed bytes to the kept message (not while skipping).
+    fn copy(&mut self, bytes: &[u8]) {
+        if self.error.is_none() {
+            self.buf.extend_from_slice(bytes);
+        }
+    }
+
+    /// The length limit of the string being read.
+    fn string_limit(&self) -> usize {
+        if self.at_name {
+            self.limits.max_name_len
+        } else {
+            self.limits.max_value_len
+        }
+    }
+
+    /// The error for a string over [`Decoder::string_limit`].
+    fn string_error(&self) -> DecodeError {
+        if self.at_name {
+            DecodeError::NameTooLong {
+                limit: self.limits.max_name_len,
+            }
+        } else {
+            DecodeError::ValueTooLong {
+                limit: self.limits.max_value_len,
             }
         }
-        (pos, None)
     }
 
     /// The message completed by the last [`Decoder::decode`] call, if that
@@ -245,33 +295,11 @@ impl Decoder {
         })
     }
 
-    /// Appends bytes of the current string, switching to skip mode when a
-    /// length limit is crossed.
-    fn take_piece(&mut self, piece: &[u8]) {
-        self.cur_len = self.cur_len.saturating_add(piece.len());
-        if self.error.is_some() {
-            return;
-        }
-        let (limit, error) = if self.at_name {
-            let l = self.limits.max_name_len;
-            (l, DecodeError::NameTooLong { limit: l })
-        } else {
-            let l = self.limits.max_value_len;
-            (l, DecodeError::ValueTooLong { limit: l })
-        };
-        if self.cur_len > limit {
-            self.skip_rest(error);
-        } else {
-            self.buf.extend_from_slice(piece);
-        }
-    }
-
     /// The first attribute of the message rejected by the last
     /// [`Decoder::decode`] call (the one that returned
-    /// [`Decoded::Rejected`]), if
-    /// it was complete and within the limits. A server uses it to shape its
-    /// "malformed" reply after the request kind, e.g. with
-    /// [`crate::message::rejected_kind`].
+    /// [`Decoded::Rejected`]), if it was complete and within the limits. A
+    /// server uses it to shape its "malformed" reply after the request
+    /// kind, e.g. with [`crate::message::rejected_kind`].
     pub fn rejected_head(&self) -> Option<(&[u8], &[u8])> {
         if !self.rejected || self.ends.len() < 2 {
             return None;
@@ -279,27 +307,27 @@ impl Decoder {
         let (name_end, value_end) = (self.ends[0], self.ends[1]);
         Some((
             self.buf.get(..name_end)?,
-            self.buf.get(name_end..value_end)?,
+            self.buf.get(name_end + 1..value_end)?,
         ))
     }
 
-    /// Enters skip mode: drops what was buffered for this message, except
-    /// its first attribute if complete (see [`Decoder::rejected_head`]).
+    /// Enters skip mode: drops what was kept of this message, except its
+    /// first attribute if complete (see [`Decoder::rejected_head`]).
     fn skip_rest(&mut self, error: DecodeError) {
-        self.error = Some(error);
         if self.ends.len() >= 2 {
-            let keep = self.ends[1];
+            let keep = self.ends[1] + 1;
             self.buf.truncate(keep);
             self.ends.truncate(2);
         } else {
             self.buf.clear();
             self.ends.clear();
         }
+        self.error = Some(error);
     }
 
-    /// A NUL ended the current string. Returns the outcome when it was the
-    /// message terminator.
-    fn end_string(&mut self) -> Option<Result<(), DecodeError>> {
+    /// A NUL ended the current string; it sits at `in_buf` in `buf` (once
+    /// copied). Returns the outcome when it was the message terminator.
+    fn end_string(&mut self, in_buf: usize) -> Option<Result<(), DecodeError>> {
         let len = std::mem::take(&mut self.cur_len);
         if self.at_name {
             if len == 0 {
@@ -308,7 +336,6 @@ impl Decoder {
                 return Some(match self.error.take() {
                     Some(e) => {
                         self.rejected = true;
-                        self.cur_len = 0;
                         self.at_name = true;
                         self.attrs = 0;
                         Err(e)
@@ -329,7 +356,7 @@ impl Decoder {
             self.attrs = self.attrs.saturating_add(1);
         }
         if self.error.is_none() {
-            self.ends.push(self.buf.len());
+            self.ends.push(in_buf);
         }
         None
     }
@@ -404,7 +431,7 @@ impl<'a> Message<'a> {
         let end = *self.ends.get(k)?;
         let start = match k {
             0 => 0,
-            _ => *self.ends.get(k - 1)?,
+            _ => *self.ends.get(k - 1)? + 1,
         };
         self.buf.get(start..end)
     }

@@ -22,10 +22,17 @@
 //! # drop(received);
 //! ```
 //!
-//! Most of this goes through `nix`; receiving uses `libc::recvmsg` directly
-//! (through `nix`'s re-export) because `nix` refuses to walk the control
-//! messages after `MSG_CTRUNC`, which would leak the descriptors that did
-//! arrive. Each `unsafe` block says why it is sound.
+//! Most of this goes through `nix`. Receiving does not: `nix`'s `recvmsg`
+//! with `ControlMessageOwned::ScmRights` does hand over several
+//! descriptors sent in one message, but its `RecvMsg::cmsgs()` refuses to
+//! walk the control messages at all once the kernel set `MSG_CTRUNC` (it
+//! returns `ENOBUFS`, checked with nix 0.29 and 0.30). The kernel sets that
+//! flag when this process runs out of descriptor slots part-way through a
+//! message, after installing the descriptors that did fit: they would be
+//! unreachable, hence leaked. So receiving calls `libc::recvmsg` (through
+//! `nix`'s re-export) and walks the control data itself, closing whatever
+//! arrived. Each `unsafe` block says why it is sound; the rest of the
+//! crate forbids `unsafe`.
 
 use std::fmt;
 use std::io;
@@ -219,7 +226,10 @@ struct RawReceived {
 /// `recvmsg(2)` with room for [`SCM_MAX_FD`] descriptors and
 /// `MSG_CMSG_CLOEXEC`; every descriptor received is owned before returning.
 fn recv_raw(sock: BorrowedFd<'_>, buf: &mut [u8], flags: libc::c_int) -> io::Result<RawReceived> {
-    let mut control = ControlBuf([0; CONTROL_SPACE]);
+    // Not zeroed (1 KiB per read otherwise): the kernel writes the control
+    // data and reports its length; only that much is ever read below.
+    let mut control = mem::MaybeUninit::<ControlBuf>::uninit();
+    let control_ptr: *mut u8 = control.as_mut_ptr().cast();
     let mut iov = libc::iovec {
         iov_base: buf.as_mut_ptr().cast(),
         iov_len: buf.len(),
@@ -230,12 +240,12 @@ fn recv_raw(sock: BorrowedFd<'_>, buf: &mut [u8], flags: libc::c_int) -> io::Res
     let len = loop {
         msg.msg_iov = &mut iov;
         msg.msg_iovlen = 1;
-        msg.msg_control = control.0.as_mut_ptr().cast();
+        msg.msg_control = control_ptr.cast();
         msg.msg_controllen = CONTROL_SPACE as _;
         msg.msg_flags = 0;
         // SAFETY: `msg` points to one iovec describing `buf` and to
-        // `control`, both valid for writes of the given lengths and alive
-        // for the duration of the call.
+        // `control` (CONTROL_SPACE bytes), both valid for writes of the
+        // given lengths and alive for the duration of the call.
         let n =
             unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, flags | libc::MSG_CMSG_CLOEXEC) };
         if n >= 0 {
@@ -249,14 +259,16 @@ fn recv_raw(sock: BorrowedFd<'_>, buf: &mut [u8], flags: libc::c_int) -> io::Res
 
     let mut fd = None;
     let mut extra_fds = 0;
-    let control_start = control.0.as_ptr() as usize;
+    let control_start = control_ptr as usize;
     let control_end = control_start + (msg.msg_controllen as usize).min(CONTROL_SPACE);
     // SAFETY: `msg` was filled by a successful recvmsg; CMSG_FIRSTHDR only
     // reads msg_control/msg_controllen.
     let mut cmsg = unsafe { libc::CMSG_FIRSTHDR(&msg) };
     while !cmsg.is_null() {
         // SAFETY: CMSG_FIRSTHDR/CMSG_NXTHDR return either null or a pointer
-        // to a complete, aligned cmsghdr inside the control buffer.
+        // to a complete, aligned cmsghdr within the first msg_controllen
+        // bytes of the control buffer, which the kernel wrote (the rest of
+        // the buffer is never read, so it need not be initialised).
         let hdr = unsafe { &*cmsg };
         if hdr.cmsg_level == libc::SOL_SOCKET && hdr.cmsg_type == libc::SCM_RIGHTS {
             // SAFETY: CMSG_DATA computes an address inside this cmsg.
