@@ -27,6 +27,7 @@ use scache_proto::unix;
 use scache_testkit::harness::{
     postfix_scache_for_test, Harness, HarnessBuilder, TempDir, GREETING,
 };
+use scache_testkit::wire;
 
 const ENV_MEASURE_OUT: &str = "SCACHE_MEASURE_OUT";
 /// Set in a re-executed child: what it must do (see `child_client`).
@@ -152,28 +153,7 @@ fn start_daemon(program: &Path, overrides: &[&str]) -> Harness {
 
 /// Reads one attribute list; Err(description) on EOF, timeout or error.
 fn read_msg(sock: &mut UnixStream) -> Result<Vec<u8>, String> {
-    let mut got = Vec::new();
-    let mut byte = [0u8; 1];
-    let mut at_name_start = true;
-    let mut in_name = true;
-    loop {
-        match sock.read(&mut byte) {
-            Ok(0) => return Err(format!("EOF after `{}`", show(&got))),
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(format!("{e} after `{}`", show(&got))),
-        }
-        got.push(byte[0]);
-        if byte[0] == 0 {
-            if in_name && at_name_start {
-                return Ok(got);
-            }
-            in_name = !in_name;
-            at_name_start = in_name;
-        } else {
-            at_name_start = false;
-        }
-    }
+    wire::read_message(sock).map_err(|e| e.to_string())
 }
 
 /// Connects to a socket path and checks the greeting.

@@ -26,7 +26,7 @@
 
 mod common;
 
-use std::io::{self, IoSlice, Read, Write};
+use std::io::{self, IoSlice, Write};
 use std::net::Shutdown;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
@@ -41,6 +41,7 @@ use common::{
 use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
 use scache_proto::unix;
 use scache_testkit::harness::{postfix_scache_for_test, Harness};
+use scache_testkit::wire;
 
 /// Environment variable: `1` makes every row test also run (and report)
 /// the row against Postfix's daemon.
@@ -108,38 +109,16 @@ fn short(b: &[u8]) -> String {
     }
 }
 
-/// Reads one attribute list, byte by byte (nothing is read past it).
+/// Reads one attribute list (nothing is read past it) and says how the
+/// read ended.
 fn read_msg(sock: &mut UnixStream) -> Got {
-    let mut got = Vec::new();
-    let mut byte = [0u8; 1];
-    let mut at_name_start = true;
-    let mut in_name = true;
-    loop {
-        match sock.read(&mut byte) {
-            Ok(0) => return Got::Eof(got),
-            Ok(_) => {}
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                return Got::Timeout(got)
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return Got::Eof(got),
-            Err(e) => return Got::Error(e.to_string()),
-        }
-        got.push(byte[0]);
-        if byte[0] == 0 {
-            if in_name && at_name_start {
-                return Got::Msg(got);
-            }
-            in_name = !in_name;
-            at_name_start = in_name;
-        } else {
-            at_name_start = false;
-        }
+    match wire::read_message_or_partial(sock) {
+        Ok(m) => Got::Msg(m),
+        Err(wire::Incomplete { error, partial }) => match error.kind() {
+            io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset => Got::Eof(partial),
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => Got::Timeout(partial),
+            _ => Got::Error(error.to_string()),
+        },
     }
 }
 

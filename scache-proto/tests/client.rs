@@ -118,14 +118,14 @@ fn first_try_fails_second_succeeds() {
         // First connection: greeting, then close in the middle of the exchange.
         let mut s = accept_greeted(&l);
         seen.fetch_add(1, Ordering::SeqCst);
-        expect_bytes(&mut s, b"request\0find_endp\0label\0e\0\0");
+        expect_message(&mut s, b"request\0find_endp\0label\0e\0\0");
         drop(s);
         // Second connection: serve properly.
         let mut s = accept_greeted(&l);
         seen.fetch_add(1, Ordering::SeqCst);
-        expect_bytes(&mut s, b"request\0find_endp\0label\0e\0\0");
+        expect_message(&mut s, b"request\0find_endp\0label\0e\0\0");
         s.write_all(b"status\x002\0property\0\0\0").unwrap();
-        expect_bytes(&mut s, b"request\0find_endp\0label\0e\0\0");
+        expect_message(&mut s, b"request\0find_endp\0label\0e\0\0");
         s.write_all(b"status\x002\0property\0\0\0").unwrap();
     });
     let mut client = Client::with_config(config(server.path()));
@@ -145,7 +145,7 @@ fn timeout_twice_disables() {
         let mut held = Vec::new();
         for _ in 0..2 {
             let mut s = accept_greeted(&l);
-            expect_bytes(&mut s, b"request\0find_dest\0label\0d\0\0");
+            expect_message(&mut s, b"request\0find_dest\0label\0d\0\0");
             held.push(s);
         }
         std::thread::sleep(Duration::from_millis(500));
@@ -201,12 +201,12 @@ fn stale_connection_reconnects_without_counting_a_failure() {
     let (closed_tx, closed_rx) = std::sync::mpsc::channel();
     let server = FakeServer::start(move |l| {
         let mut s = accept_greeted(&l);
-        expect_bytes(&mut s, b"request\0find_endp\0label\0a\0\0");
+        expect_message(&mut s, b"request\0find_endp\0label\0a\0\0");
         s.write_all(b"status\x002\0property\0\0\0").unwrap();
         drop(s); // the server goes away between requests
         closed_tx.send(()).unwrap();
         let mut s = accept_greeted(&l);
-        expect_bytes(&mut s, b"request\0find_endp\0label\0b\0\0");
+        expect_message(&mut s, b"request\0find_endp\0label\0b\0\0");
         s.write_all(b"status\x002\0property\0\0\0").unwrap();
     });
     let mut client = Client::with_config(config(server.path()));
@@ -222,11 +222,11 @@ fn idle_limit_reconnects() {
     init_log();
     let server = FakeServer::start(|l| {
         let mut first = accept_greeted(&l);
-        expect_bytes(&mut first, b"request\0find_endp\0label\0a\0\0");
+        expect_message(&mut first, b"request\0find_endp\0label\0a\0\0");
         first.write_all(b"status\x002\0property\0\0\0").unwrap();
         // The client must come back on a new connection and close this one.
         let mut s = accept_greeted(&l);
-        expect_bytes(&mut s, b"request\0find_endp\0label\0b\0\0");
+        expect_message(&mut s, b"request\0find_endp\0label\0b\0\0");
         s.write_all(b"status\x002\0property\0\0\0").unwrap();
         expect_silence(&mut first, Duration::from_secs(2));
     });
@@ -246,7 +246,7 @@ fn invalid_arguments_send_nothing_and_do_not_disable() {
     let server = FakeServer::start(|l| {
         let mut s = accept_greeted(&l);
         // Only the valid request arrives.
-        expect_bytes(&mut s, b"request\0find_endp\0label\0ok\0\0");
+        expect_message(&mut s, b"request\0find_endp\0label\0ok\0\0");
         s.write_all(b"status\x002\0property\0\0\0").unwrap();
     });
     let mut client = Client::with_config(config(server.path()));
@@ -279,7 +279,7 @@ fn saved_descriptor_is_closed_on_the_client_side() {
     init_log();
     let server = FakeServer::start(|l| {
         let mut s = accept_greeted(&l);
-        expect_bytes(
+        expect_message(
             &mut s,
             b"request\0save_endp\0ttl\x001\0label\0e\0property\0p\0\0",
         );
@@ -287,7 +287,7 @@ fn saved_descriptor_is_closed_on_the_client_side() {
         let fd = recv_fd(s.as_fd()).unwrap();
         s.write_all(b"status\x000\0\0").unwrap();
         // Hold the server's copy until the client reports back.
-        expect_bytes(&mut s, b"request\0find_endp\0label\0done\0\0");
+        expect_message(&mut s, b"request\0find_endp\0label\0done\0\0");
         drop(fd);
         s.write_all(b"status\x002\0property\0\0\0").unwrap();
     });
@@ -320,7 +320,7 @@ fn unexpected_descriptor_from_server_is_a_protocol_error() {
     let server = FakeServer::start(|l| {
         for _ in 0..2 {
             let mut s = accept_greeted(&l);
-            expect_bytes(
+            expect_message(
                 &mut s,
                 b"request\0save_dest\0ttl\x001\0label\0d\0property\0\0label\0e\0\0",
             );

@@ -191,7 +191,7 @@ fn client_every_operation_against_postfix() {
 
 fn expect_reply(s: &mut UnixStream, want: &[u8]) {
     s.set_read_timeout(Some(T)).unwrap();
-    expect_bytes(s, want);
+    expect_message(s, want);
 }
 
 /// A fresh connection that Postfix has greeted.

@@ -34,7 +34,7 @@ fn save_endp_transcript() {
     let want = identity(file.as_fd());
     let server = FakeServer::start(move |l| {
         let mut s = accept_greeted(&l);
-        expect_bytes(
+        expect_message(
             &mut s,
             b"request\0save_endp\0ttl\x002\0label\0smtp\n192.0.2.1\n25\n*\n\0property\0\
               reuse_count=0\nendpoint_features=0\nexpire_time=1700000000\n\0\0",
@@ -58,7 +58,7 @@ fn save_endp_fd_not_received_transcript() {
     // The server could not receive the descriptor: status 2.
     let server = FakeServer::start(|l| {
         let mut s = accept_greeted(&l);
-        expect_bytes(
+        expect_message(
             &mut s,
             b"request\0save_endp\0ttl\x00300\0label\0e\0property\0\0\0",
         );
@@ -92,20 +92,20 @@ fn find_endp_hit_and_miss_transcript() {
     let server = FakeServer::start(move |l| {
         let mut s = accept_greeted(&l);
         // Hit.
-        expect_bytes(
+        expect_message(
             &mut s,
             b"request\0find_endp\0label\0smtp\n192.0.2.1\n25\n*\n\0\0",
         );
         s.write_all(b"status\x000\0property\0reuse_count=0\nendpoint_features=0\nexpire_time=1700000000\n\0\0")
             .unwrap();
-        expect_bytes(&mut s, b"dummy\0\0\0");
+        expect_message(&mut s, b"dummy\0\0\0");
         send_fd(s.as_fd(), file.as_fd()).unwrap();
         drop(file); // the server closes its copy once handed out
-        expect_bytes(&mut s, b"dummy\0\0\0");
+        expect_message(&mut s, b"dummy\0\0\0");
         // Miss: no dummy follows; the next bytes are the next request.
-        expect_bytes(&mut s, b"request\0find_endp\0label\0nope\0\0");
+        expect_message(&mut s, b"request\0find_endp\0label\0nope\0\0");
         s.write_all(b"status\x002\0property\0\0\0").unwrap();
-        expect_bytes(&mut s, b"request\0find_endp\0label\0bad\0\0");
+        expect_message(&mut s, b"request\0find_endp\0label\0bad\0\0");
         s.write_all(b"status\x001\0property\0\0\0").unwrap();
         expect_silence(&mut s, Duration::from_millis(200));
     });
@@ -132,13 +132,13 @@ fn find_endp_hit_and_miss_transcript() {
 fn save_dest_transcript() {
     let server = FakeServer::start(|l| {
         let mut s = accept_greeted(&l);
-        expect_bytes(
+        expect_message(
             &mut s,
             b"request\0save_dest\0ttl\x002\0label\0smtp\nexample.com\n*\n\0property\0\
               destination=example.com\nhost_name=mx.example.com\n\0label\0smtp\n192.0.2.1\n25\n*\n\0\0",
         );
         s.write_all(b"status\x000\0\0").unwrap();
-        expect_bytes(
+        expect_message(
             &mut s,
             b"request\0save_dest\0ttl\x001\0label\0d\0property\0\0label\0e\0\0",
         );
@@ -167,7 +167,7 @@ fn find_dest_hit_and_miss_transcript() {
     let want = identity(file.as_fd());
     let server = FakeServer::start(move |l| {
         let mut s = accept_greeted(&l);
-        expect_bytes(
+        expect_message(
             &mut s,
             b"request\0find_dest\0label\0smtp\nexample.com\n*\n\0\0",
         );
@@ -176,10 +176,10 @@ fn find_dest_hit_and_miss_transcript() {
               property\0reuse_count=0\nendpoint_features=0\nexpire_time=1700000000\n\0\0",
         )
         .unwrap();
-        expect_bytes(&mut s, b"dummy\0\0\0");
+        expect_message(&mut s, b"dummy\0\0\0");
         send_fd(s.as_fd(), file.as_fd()).unwrap();
-        expect_bytes(&mut s, b"dummy\0\0\0");
-        expect_bytes(&mut s, b"request\0find_dest\0label\0x\0\0");
+        expect_message(&mut s, b"dummy\0\0\0");
+        expect_message(&mut s, b"request\0find_dest\0label\0x\0\0");
         s.write_all(b"status\x002\0property\0\0property\0\0\0")
             .unwrap();
         expect_silence(&mut s, Duration::from_millis(200));
@@ -198,11 +198,11 @@ fn find_dest_hit_and_miss_transcript() {
 fn stats_transcript() {
     let server = FakeServer::start(|l| {
         let mut s = accept_greeted(&l);
-        expect_bytes(&mut s, b"request\0stats\0\0");
+        expect_message(&mut s, b"request\0stats\0\0");
         s.write_all(b"status\x000\0sess_count\x003\0dest_hits\x0012\0\0")
             .unwrap();
         // Postfix's daemon does not know `stats`.
-        expect_bytes(&mut s, b"request\0stats\0\0");
+        expect_message(&mut s, b"request\0stats\0\0");
         s.write_all(b"status\x001\0\0").unwrap();
     });
     let mut client = client_for(&server);

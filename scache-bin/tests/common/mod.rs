@@ -2,6 +2,7 @@
 //! master(8) does, talk the raw protocol, pass real descriptors.
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
@@ -11,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use scache_proto::unix;
 use scache_testkit::harness::{Harness, HarnessBuilder};
+use scache_testkit::wire;
 
 /// Our daemon binary, built by cargo for this test.
 pub fn ours() -> PathBuf {
@@ -45,40 +47,14 @@ impl Peer {
     }
 
     /// Reads exactly one attribute list (up to and including its
-    /// terminator), or returns what was read before EOF/timeout.
+    /// terminator); an error (EOF, timeout) shows what was read before it.
     pub fn recv_msg(&mut self) -> io::Result<Vec<u8>> {
-        let mut got = Vec::new();
-        let mut byte = [0u8; 1];
-        // name/value alternation: an empty name ends the list.
-        let mut at_name_start = true;
-        let mut in_name = true;
-        loop {
-            match self.sock.read(&mut byte) {
-                Ok(0) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        format!("EOF after {:?}", got),
-                    ))
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    return Err(io::Error::new(
-                        e.kind(),
-                        format!("{e} after {:?}", String::from_utf8_lossy(&got)),
-                    ))
-                }
-            }
-            got.push(byte[0]);
-            if byte[0] == 0 {
-                if in_name && at_name_start {
-                    return Ok(got);
-                }
-                in_name = !in_name;
-                at_name_start = in_name;
-            } else {
-                at_name_start = false;
-            }
-        }
+        wire::read_message(&mut self.sock)
+    }
+
+    /// The daemon's `stats` counters (our extension), by name.
+    pub fn stats(&mut self) -> BTreeMap<String, u64> {
+        ask_stats(&mut self.sock).expect("stats")
     }
 
     /// Sends a request and returns the reply message.
@@ -244,4 +220,18 @@ pub fn sees_eof(far: &OwnedFd, timeout: Duration) -> bool {
         }
     }
     false
+}
+
+/// Asks for the daemon's `stats` counters (our extension) on a greeted
+/// connection; anything but a `status 0` reply is an error.
+pub fn ask_stats(sock: &mut UnixStream) -> io::Result<BTreeMap<String, u64>> {
+    sock.write_all(&req(&[b"request", b"stats"]))?;
+    let reply = wire::read_message(sock)?;
+    if !reply.starts_with(b"status\x000\0") {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("stats: `{}`", show(&reply)),
+        ));
+    }
+    Ok(wire::numbers(&reply))
 }

@@ -11,6 +11,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use scache_testkit::harness::TempDir;
+use scache_testkit::wire;
 
 /// The server greeting.
 pub const GREETING: &[u8] = b"protocol\0connection_cache_protocol\0\0";
@@ -72,15 +73,21 @@ pub fn accept_greeted(listener: &UnixListener) -> UnixStream {
     s
 }
 
-/// Reads exactly `want.len()` bytes and checks they are `want`.
-pub fn expect_bytes(s: &mut UnixStream, want: &[u8]) {
-    let mut got = vec![0u8; want.len()];
-    s.read_exact(&mut got).unwrap();
+/// Reads exactly one message (nothing past it) and checks it is `want`,
+/// byte for byte.
+pub fn expect_message(s: &mut UnixStream, want: &[u8]) {
+    let got = wire::read_message(s).unwrap_or_else(|e| {
+        panic!(
+            "reading `{}` from the peer: {e}",
+            String::from_utf8_lossy(want)
+        )
+    });
     assert_eq!(
         String::from_utf8_lossy(&got),
         String::from_utf8_lossy(want),
-        "bytes from client"
+        "message from the peer"
     );
+    assert_eq!(got, want, "message from the peer (bytes)");
 }
 
 /// Checks the peer sends nothing more and closes (or stays silent for
