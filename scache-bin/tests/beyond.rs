@@ -8,21 +8,10 @@ use std::io::Write;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use scache_testkit::harness::TempDir;
-
-fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + limit;
-    while Instant::now() < end {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    f()
-}
 
 #[test]
 fn a_cached_connection_whose_peer_closes_is_evicted_at_once() {
@@ -32,10 +21,10 @@ fn a_cached_connection_whose_peer_closes_is_evicted_at_once() {
     assert_eq!(peer.save_endp("60", b"e", b"p", cached), b"status\x000\0\0");
     let with_session = h.fd_count().unwrap();
     drop(far); // the remote server hangs up
-    assert!(
-        wait_until(Duration::from_secs(2), || h.fd_count().unwrap()
-            < with_session),
-        "the daemon must close the dead session"
+    wait_for(
+        Duration::from_secs(2),
+        "the daemon to close the dead session",
+        || h.fd_count().unwrap() < with_session,
     );
     let (reply, fd) = peer.find_endp(b"e");
     assert_eq!(show(&reply), "status\\02\\0property\\0\\0\\0");
@@ -55,7 +44,11 @@ fn a_cached_connection_whose_peer_says_421_is_evicted_at_once() {
     let mut far = UnixStream::from(far);
     far.write_all(b"421 4.3.2 Service shutting down\r\n")
         .unwrap();
-    assert!(wait_until(Duration::from_secs(2), || h.fd_count().unwrap() < before));
+    wait_for(
+        Duration::from_secs(2),
+        "the daemon to close the session whose peer said 421",
+        || h.fd_count().unwrap() < before,
+    );
     // The dead one is gone; the healthy one is handed out.
     let (reply, fd) = peer.find_endp(b"e");
     assert_eq!(show(&reply), "status\\00\\0property\\0p2\\0\\0");
@@ -104,7 +97,9 @@ fn standalone(dir: &Path, extra: &[&str]) -> (Standalone, PathBuf) {
         .args(extra)
         .stderr(Stdio::null());
     let child = Standalone(cmd.spawn().expect("spawn"));
-    assert!(wait_until(Duration::from_secs(5), || sock.exists()));
+    wait_for(Duration::from_secs(5), "the standalone socket", || {
+        sock.exists()
+    });
     (child, sock)
 }
 
@@ -274,10 +269,10 @@ fn a_session_put_back_is_still_watched() {
     std::thread::sleep(Duration::from_millis(200));
     let with_session = h.fd_count().unwrap();
     drop(far);
-    assert!(
-        wait_until(Duration::from_secs(2), || h.fd_count().unwrap()
-            < with_session),
-        "the put-back session must still be watched"
+    wait_for(
+        Duration::from_secs(2),
+        "the put-back session, still watched, to be closed",
+        || h.fd_count().unwrap() < with_session,
     );
     let (reply, fd) = saver.find_endp(b"e");
     assert_eq!(show(&reply), "status\\02\\0property\\0\\0\\0");

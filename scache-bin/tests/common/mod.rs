@@ -235,3 +235,42 @@ pub fn ask_stats(sock: &mut UnixStream) -> io::Result<BTreeMap<String, u64>> {
     }
     Ok(wire::numbers(&reply))
 }
+
+/// How often [`poll_until`] looks.
+pub const POLL: Duration = Duration::from_millis(5);
+
+/// Looks at `f` every few milliseconds until it gives `Some`, for at most
+/// `limit`; `None` if it never did (for tests that record rather than
+/// assert). The last look is made after the deadline, so a slow machine
+/// that overslept still gets one.
+pub fn poll_until<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let last = Instant::now() >= deadline;
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if last {
+            return None;
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+/// Waits until `f` gives `Some` and returns it; panics, naming `what` and
+/// the time waited, if `limit` passes first. The one way these tests wait
+/// for something to happen, instead of a fixed sleep before an assert.
+#[track_caller]
+pub fn wait_until<T>(limit: Duration, what: &str, f: impl FnMut() -> Option<T>) -> T {
+    let t0 = Instant::now();
+    match poll_until(limit, f) {
+        Some(v) => v,
+        None => panic!("timed out after {:?} waiting for {what}", t0.elapsed()),
+    }
+}
+
+/// [`wait_until`] for a plain condition.
+#[track_caller]
+pub fn wait_for(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
+    wait_until(limit, what, || f().then_some(()))
+}
