@@ -8,7 +8,7 @@ use std::io::Write;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::*;
 use scache_testkit::harness::TempDir;
@@ -277,4 +277,69 @@ fn a_session_put_back_is_still_watched() {
     let (reply, fd) = saver.find_endp(b"e");
     assert_eq!(show(&reply), "status\\02\\0property\\0\\0\\0");
     assert!(fd.is_none());
+}
+
+/// `connection_cache_ttl_limit` caps the TTL a client asks for, without
+/// Postfix to compare with (the backend's unit tests check the clamp
+/// itself). Two daemons, so that the test fails both when the cap is gone
+/// (a 3600 s session under a 1 s limit would stay) and when it is applied
+/// where it must not be (a 2 s session under a 3 s limit would go at 1 s).
+#[test]
+fn the_ttl_limit_caps_the_ttl_a_client_asks_for() {
+    const OK: &[u8] = b"status\x000\0\0";
+    const MISS: &str = "status\\02\\0property\\0\\0\\0";
+
+    // Capped: asked 3600 s, limit 1 s.
+    let h = start(&ours(), &["connection_cache_ttl_limit=1s"]);
+    let mut p = Peer::connect(&h);
+    let (cached, _far) = session();
+    let saved = Instant::now();
+    assert_eq!(p.save_endp("3600", b"capped", b"p", cached), OK);
+    wait_for(
+        Duration::from_secs(5),
+        "the session saved with ttl 3600 to expire under a 1 s limit",
+        || p.stats()["expired_sessions"] == 1,
+    );
+    let took = saved.elapsed();
+    let (reply, fd) = p.find_endp(b"capped");
+    assert_eq!(show(&reply), MISS, "expired after {took:?}");
+    assert!(fd.is_none());
+    let stats = p.stats();
+    assert_eq!(stats["expired_sessions"], 1, "{stats:?}");
+    assert_eq!(stats["sess_count"], 0, "{stats:?}");
+    drop(p);
+    drop(h);
+
+    // Not capped: asked 2 s, limit 3 s: still there at 1.2 s. The session
+    // cannot expire before 2 s after `saved` (the daemon saw the save
+    // after that), so a reply that came back within that shows it; on a
+    // machine too slow for that the round is tried again.
+    let h = start(&ours(), &["connection_cache_ttl_limit=3s"]);
+    let mut p = Peer::connect(&h);
+    let mut shown = false;
+    for round in 0..3 {
+        let label = format!("uncapped-{round}");
+        let (cached, _far) = session();
+        let id = identity(&cached);
+        let saved = Instant::now();
+        assert_eq!(p.save_endp("2", label.as_bytes(), b"p", cached), OK);
+        std::thread::sleep(
+            (saved + Duration::from_millis(1200)).saturating_duration_since(Instant::now()),
+        );
+        let (reply, fd) = p.find_endp(label.as_bytes());
+        let answered = saved.elapsed();
+        if answered >= Duration::from_millis(1900) {
+            eprintln!("round {round}: answered only after {answered:?}: inconclusive, again");
+            continue;
+        }
+        assert_eq!(
+            show(&reply),
+            "status\\00\\0property\\0p\\0\\0",
+            "a session saved with ttl 2 under a 3 s limit, looked for after {answered:?}"
+        );
+        assert_eq!(identity(fd.expect("the descriptor")), id);
+        shown = true;
+        break;
+    }
+    assert!(shown, "the machine never answered within 1.9 s of a save");
 }
