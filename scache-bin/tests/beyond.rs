@@ -11,16 +11,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use scache_testkit::harness::TempDir;
+use scache_testkit::harness::{Harness, TempDir};
 
 #[test]
 fn a_cached_connection_whose_peer_closes_is_evicted_at_once() {
-    let h = start(&ours(), &["connection_cache_ttl_limit=60s"]);
-    let mut peer = Peer::connect(&h);
-    let (cached, far) = session();
-    assert_eq!(peer.save_endp("60", b"e", b"p", cached), b"status\x000\0\0");
-    let with_session = h.fd_count().unwrap();
-    drop(far); // the remote server hangs up
+    let (h, mut peer, _, with_session, _) =
+        cached_then_hung_up(&["connection_cache_ttl_limit=60s"]);
     wait_for(
         Duration::from_secs(2),
         "the daemon to close the dead session",
@@ -56,21 +52,54 @@ fn a_cached_connection_whose_peer_says_421_is_evicted_at_once() {
     drop(kept_far);
 }
 
-#[test]
-fn eviction_can_be_turned_off() {
-    let h = start(
-        &ours(),
-        &[
-            "connection_cache_ttl_limit=60s",
-            "scache_dead_connection_eviction=no",
-        ],
-    );
+/// A daemon with `overrides`, one session cached under `e` whose remote
+/// end then hangs up: (daemon, client, the session's identity, the
+/// daemon's descriptor count with the session, when the peer hung up).
+fn cached_then_hung_up(overrides: &[&str]) -> (Harness, Peer, (u64, u64), usize, Instant) {
+    let h = start(&ours(), overrides);
     let mut peer = Peer::connect(&h);
     let (cached, far) = session();
     let id = identity(&cached);
     assert_eq!(peer.save_endp("60", b"e", b"p", cached), b"status\x000\0\0");
+    let with_session = h.fd_count().unwrap();
+    let hung_up = Instant::now();
     drop(far);
-    std::thread::sleep(Duration::from_millis(300));
+    (h, peer, id, with_session, hung_up)
+}
+
+#[test]
+fn eviction_can_be_turned_off() {
+    // The same set-up with eviction on closes the dead session: how long
+    // that took bounds from below how long the negative must be watched.
+    let (h, mut peer, _, with_session, hung_up) =
+        cached_then_hung_up(&["connection_cache_ttl_limit=60s"]);
+    wait_for(
+        Duration::from_secs(2),
+        "the dead session to be evicted with eviction on",
+        || h.fd_count().unwrap() < with_session,
+    );
+    let took = hung_up.elapsed();
+    let (reply, fd) = peer.find_endp(b"e");
+    assert_eq!(show(&reply), "status\\02\\0property\\0\\0\\0");
+    assert!(fd.is_none());
+    drop((peer, h));
+
+    // Off: nothing happens within three times that (and 300 ms at least),
+    // timed from the hang-up.
+    let watch = (took * 3).max(Duration::from_millis(300));
+    let (h, mut peer, id, with_session, hung_up) = cached_then_hung_up(&[
+        "connection_cache_ttl_limit=60s",
+        "scache_dead_connection_eviction=no",
+    ]);
+    while hung_up.elapsed() < watch {
+        assert_eq!(
+            h.fd_count().unwrap(),
+            with_session,
+            "a descriptor was closed {:?} after the hang-up with eviction off (on, it took {took:?})",
+            hung_up.elapsed()
+        );
+        std::thread::sleep(POLL);
+    }
     let (_, fd) = peer.find_endp(b"e");
     assert_eq!(identity(fd.expect("kept, as Postfix would")), id);
 }
