@@ -20,8 +20,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{
-    find_endp_req, find_reply, identity, measuring, ours, req, save_endp_req, sees_eof, session,
-    show, start, Peer,
+    ask_stats, find_endp_req, find_reply, identity, measuring, ours, save_endp_req, sees_eof,
+    session, show, start, Peer,
 };
 use scache_proto::unix;
 use scache_testkit::harness::{
@@ -198,6 +198,17 @@ fn find(sock: &mut UnixStream, label: &[u8]) -> Result<(Vec<u8>, Option<OwnedFd>
     let fd = unix::recv_fd(sock.as_fd()).map_err(|e| e.to_string())?;
     sock.write_all(DUMMY).map_err(|e| e.to_string())?;
     Ok((reply, Some(fd)))
+}
+
+/// The daemon's `stats` counters on a fresh connection; Err(description)
+/// for a daemon that has none (Postfix's) or cannot be reached.
+fn stats_of(h: &Harness) -> Result<std::collections::BTreeMap<String, u64>, String> {
+    let mut c = h
+        .connect_timeout(Duration::from_secs(5))
+        .map_err(|e| e.to_string())?;
+    c.set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(|e| e.to_string())?;
+    ask_stats(&mut c).map_err(|e| e.to_string())
 }
 
 /// The daemon's descriptor count once it stops changing.
@@ -899,14 +910,67 @@ fn fd_exhaustion_at(o: &mut Obs, program: &Path, limit: usize) {
         limit * 3,
         sampler.max()
     ));
-    o.check(
-        statuses.keys().all(|k| k == &show(OK) || k == &show(FAIL)),
-        || format!("saves not all answered with a clean status: {statuses:?}"),
-    );
+    // The session limit derived from the descriptor limit makes room:
+    // every save succeeds.
+    o.check(statuses.keys().all(|k| k == &show(OK)), || {
+        format!("saves not all answered with status 0: {statuses:?}")
+    });
     let alive = h.try_wait().ok().flatten().is_none();
     o.check(alive, || {
         format!("daemon exited during the saves: {:?}", h.try_wait())
     });
+
+    // 1b. Descriptor pressure: the cache holds all the sessions the limit
+    //     allows and clients connect and stay, beyond the descriptors
+    //     left. Each must be greeted and its save must succeed, which takes
+    //     evicting the session closest to expiry (README: "evicts the
+    //     session closest to expiry and carries on").
+    let before = stats_of(&h);
+    let mut held = Vec::new();
+    let mut held_statuses = std::collections::BTreeMap::<String, usize>::new();
+    for i in 0..limit / 2 {
+        match h.connect_timeout(Duration::from_secs(5)) {
+            Ok(c) => {
+                c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                held.push(c);
+            }
+            Err(e) => {
+                *held_statuses
+                    .entry(format!("connect error: {e}"))
+                    .or_default() += 1;
+                break;
+            }
+        }
+        let c = held.last_mut().unwrap();
+        let (a, b) = session();
+        far.push(b);
+        let st = match save(c, "60", format!("held-{i}").as_bytes(), b"p", a) {
+            Ok(r) => show(&r),
+            Err(e) => format!("error: {e}"),
+        };
+        *held_statuses.entry(st).or_default() += 1;
+    }
+    let after = stats_of(&h);
+    let pressure = |s: &Result<std::collections::BTreeMap<String, u64>, String>| {
+        s.as_ref()
+            .ok()
+            .and_then(|m| m.get("evicted_sessions_fd_pressure").copied())
+    };
+    let (p0, p1) = (pressure(&before), pressure(&after));
+    o.note(format!(
+        "{} clients connected and stayed, one save each: {held_statuses:?}; evicted_sessions_fd_pressure {p0:?} -> {p1:?}",
+        limit / 2
+    ));
+    o.check(
+        held.len() == limit / 2 && held_statuses.keys().all(|k| k == &show(OK)),
+        || format!("clients beyond the descriptors left were not all greeted and saved: {held_statuses:?}"),
+    );
+    o.check(matches!((p0, p1), (Some(a), Some(b)) if b > a), || {
+        format!(
+            "no session was evicted for descriptors: evicted_sessions_fd_pressure {p0:?} -> {p1:?} (stats: {before:?} / {after:?})"
+        )
+    });
+    drop(held);
 
     // 2. 100 clients at once (more than the limit allows at one time), each
     //    one request, while the saver keeps saving.
@@ -1033,30 +1097,20 @@ fn fd_exhaustion_at(o: &mut Obs, program: &Path, limit: usize) {
     kinds.dedup();
     o.note(format!("distinct log lines: {kinds:?}"));
     // Our counters (Postfix answers `stats` as an unknown request).
-    if let Ok(mut c) = h.connect_timeout(Duration::from_secs(5)) {
-        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        if c.write_all(&req(&[b"request", b"stats"])).is_ok() {
-            if let Ok(reply) = read_msg(&mut c) {
-                let text = show(&reply).replace("\\0", " ");
-                let wanted = [
+    let picked = stats_of(&h).map(|m| {
+        m.into_iter()
+            .filter(|(k, _)| {
+                [
                     "saves_endp",
                     "refused_saves",
                     "evicted_sessions_session_limit",
                     "evicted_sessions_fd_pressure",
-                ];
-                let words: Vec<&str> = text.split(' ').collect();
-                let picked: Vec<String> = words
-                    .windows(2)
-                    .filter(|w| wanted.contains(&w[0]))
-                    .map(|w| format!("{}={}", w[0], w[1]))
-                    .collect();
-                o.note(format!(
-                    "stats: {} ({picked:?})",
-                    if picked.is_empty() { text.as_str() } else { "" }
-                ));
-            }
-        }
-    }
+                ]
+                .contains(&k.as_str())
+            })
+            .collect::<Vec<_>>()
+    });
+    o.note(format!("stats: {picked:?}"));
     // Everything cached expires (ttl limit 2 s): back to the baseline.
     drop(saver);
     drop(far);
