@@ -20,8 +20,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{
-    ask_stats, find_endp_req, find_reply, identity, measuring, ours, save_endp_req, sees_eof,
-    session, show, start, Peer,
+    ask_stats, find_endp_req, find_reply, identity, measuring, ours, poll_until, save_endp_req,
+    sees_eof, session, show, start, Peer,
 };
 use scache_proto::unix;
 use scache_testkit::harness::{
@@ -521,7 +521,8 @@ fn sigkill_client_before_sending_descriptor_or_mid_request() {
 /// Clients doing save/find as fast as they can until the daemon goes away.
 struct Load {
     stop: Arc<AtomicBool>,
-    ops: Arc<AtomicU64>,
+    /// Save+find rounds completed, per client.
+    rounds: Arc<Vec<AtomicU64>>,
     threads: Vec<std::thread::JoinHandle<()>>,
 }
 
@@ -531,10 +532,10 @@ impl Load {
         n: usize,
     ) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
-        let ops = Arc::new(AtomicU64::new(0));
+        let rounds: Arc<Vec<AtomicU64>> = Arc::new((0..n).map(|_| AtomicU64::new(0)).collect());
         let threads = (0..n)
             .map(|i| {
-                let (stop, ops, connect) = (stop.clone(), ops.clone(), connect.clone());
+                let (stop, rounds, connect) = (stop.clone(), rounds.clone(), connect.clone());
                 std::thread::spawn(move || {
                     let Ok(mut s) = connect() else { return };
                     let _ = s.set_read_timeout(Some(Duration::from_secs(3)));
@@ -546,20 +547,42 @@ impl Load {
                         {
                             return;
                         }
-                        ops.fetch_add(1, Ordering::Relaxed);
+                        rounds[i].fetch_add(1, Ordering::Relaxed);
                     }
                 })
             })
             .collect();
-        Load { stop, ops, threads }
+        Load {
+            stop,
+            rounds,
+            threads,
+        }
     }
 
-    fn finish(self) -> u64 {
+    /// Rounds completed so far, per client.
+    fn rounds(&self) -> Vec<u64> {
+        self.rounds
+            .iter()
+            .map(|r| r.load(Ordering::Relaxed))
+            .collect()
+    }
+
+    /// Waits (up to `limit`) until every client has completed a round;
+    /// whether they all did.
+    fn wait_busy(&self, limit: Duration) -> bool {
+        poll_until(limit, || self.rounds().iter().all(|&r| r > 0).then_some(())).is_some()
+    }
+
+    /// Stops the clients; the rounds each completed.
+    fn finish(self) -> Vec<u64> {
         self.stop.store(true, Ordering::Relaxed);
         for t in self.threads {
             let _ = t.join();
         }
-        self.ops.load(Ordering::Relaxed)
+        self.rounds
+            .iter()
+            .map(|r| r.load(Ordering::Relaxed))
+            .collect()
     }
 }
 
@@ -582,13 +605,22 @@ fn sigterm_master(o: &mut Obs, program: &Path) {
     let _ = find(&mut p.sock, b"never-saved");
     let hc = h.clone();
     let load = Load::start(move || hc.connect_timeout(Duration::from_secs(5)), 4);
-    std::thread::sleep(Duration::from_millis(500));
-    o.note("20 sessions cached, 4 clients saving and finding, then SIGTERM");
+    let busy = load.wait_busy(T);
+    o.note(format!(
+        "20 sessions cached, 4 clients saving and finding (rounds so far {:?}), then SIGTERM",
+        load.rounds()
+    ));
+    o.check(busy, || {
+        format!(
+            "not every load client completed a round before SIGTERM: {:?}",
+            load.rounds()
+        )
+    });
     h.terminate().unwrap();
     let st = h.wait_exit(T);
-    let ops = load.finish();
+    let rounds = load.finish();
     o.note(format!(
-        "load clients completed {ops} save+find rounds; exit: {st:?}"
+        "load clients completed {rounds:?} save+find rounds; exit: {st:?}"
     ));
     o.check(st.is_some_and(|s| s.code() == Some(0)), || {
         format!("exit status {st:?}, want 0")
@@ -652,7 +684,11 @@ fn sigterm_under_load_standalone_removes_socket() {
     let _ = find(&mut sock, b"never-saved");
     let lp = path.clone();
     let load = Load::start(move || connect_path(&lp, Duration::from_secs(5)), 4);
-    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        load.wait_busy(T),
+        "not every load client completed a round before SIGTERM: {:?}",
+        load.rounds()
+    );
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid),
         nix::sys::signal::Signal::SIGTERM,
@@ -660,10 +696,13 @@ fn sigterm_under_load_standalone_removes_socket() {
     .unwrap();
     let mut stderr = daemon.stderr.take().unwrap();
     let st = wait_child(&mut daemon, T);
-    let ops = load.finish();
+    let rounds = load.finish();
     let mut log = String::new();
     let _ = stderr.read_to_string(&mut log);
-    assert!(ops > 0, "the load did not run");
+    assert!(
+        rounds.iter().all(|&r| r > 0),
+        "the load did not run: rounds per client {rounds:?}"
+    );
     assert_eq!(
         st.and_then(|s| s.code()),
         Some(0),
