@@ -482,7 +482,7 @@ fn soak() {
     h.wait_ready(Duration::from_secs(20)).expect("daemon ready");
     std::thread::sleep(Duration::from_millis(200));
     let fds0 = h.fd_count().unwrap();
-    let rss0 = h.rss_kib().unwrap();
+    let rss0 = h.rss_kib().expect("the daemon's RSS at the start");
     let mut monitor = h.connect().unwrap();
     monitor
         .set_read_timeout(Some(Duration::from_secs(10)))
@@ -524,11 +524,20 @@ fn soak() {
         // Monitor: the counters add up at every poll; peaks.
         while t0.elapsed() < duration {
             std::thread::sleep(Duration::from_millis(1000));
-            peak_fds = peak_fds.max(h.fd_count().unwrap_or(0));
-            let rss = h.rss_kib().unwrap_or(0);
-            peak_rss = peak_rss.max(rss);
-            if rss_mid.is_none() && t0.elapsed() >= duration / 4 {
-                rss_mid = Some(rss);
+            // A failed read is an error, not a zero (the clients must be
+            // stopped before this thread may panic).
+            match h.fd_count() {
+                Ok(n) => peak_fds = peak_fds.max(n),
+                Err(e) => sh.error(format!("monitor: the daemon's descriptors: {e}")),
+            }
+            match h.rss_kib() {
+                Ok(rss) => {
+                    peak_rss = peak_rss.max(rss);
+                    if rss_mid.is_none() && t0.elapsed() >= duration / 4 {
+                        rss_mid = Some(rss);
+                    }
+                }
+                Err(e) => sh.error(format!("monitor: the daemon's RSS: {e}")),
             }
             match ask_stats(&mut monitor) {
                 Ok(st) => {
@@ -581,7 +590,7 @@ fn soak() {
         }
         n
     };
-    let rss_end = h.rss_kib().unwrap_or(0);
+    let rss_end = h.rss_kib().expect("the daemon's RSS at the end");
     let evictions: BTreeMap<&String, &u64> = end
         .iter()
         .filter(|(k, v)| k.starts_with("evicted_sessions_") && **v > 0)
