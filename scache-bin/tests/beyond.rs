@@ -295,7 +295,11 @@ fn a_session_put_back_is_still_watched() {
     let reply = taker.ask(&req(&[b"request", b"find_endp", b"label", b"e"]));
     assert!(reply.starts_with(b"status\x000\0"));
     drop(taker);
-    std::thread::sleep(Duration::from_millis(200));
+    wait_for(
+        Duration::from_secs(5),
+        "the session to be put back after its taker vanished",
+        || saver.stats()["put_backs"] == 1,
+    );
     let with_session = h.fd_count().unwrap();
     drop(far);
     wait_for(

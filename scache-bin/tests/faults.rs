@@ -234,14 +234,14 @@ fn settled_fds(pid: i32) -> usize {
     last
 }
 
-/// Polls until the descriptor count is `want` (or 3 s pass); returns it.
-fn fds_settle_to(h: &Harness, want: usize) -> usize {
-    let deadline = Instant::now() + Duration::from_secs(3);
-    let mut now = h.fd_count().unwrap_or(0);
-    while now != want && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
+/// Polls until the descriptor count is `want` (or `limit` passes);
+/// returns the last count (0 if it could not be read).
+fn fds_settle_to(h: &Harness, want: usize, limit: Duration) -> usize {
+    let mut now = 0;
+    poll_until(limit, || {
         now = h.fd_count().unwrap_or(0);
-    }
+        (now == want).then_some(())
+    });
     now
 }
 
@@ -396,7 +396,7 @@ fn kill_after_find_reply(o: &mut Obs, program: &Path) {
     ));
     o.check(ok, || format!("the session was not put back: {got:?}"));
     drop(p);
-    let now = fds_settle_to(&h, base);
+    let now = fds_settle_to(&h, base, Duration::from_secs(3));
     o.note(format!("descriptors {now} (baseline {base})"));
     o.check(now == base, || {
         format!("{now} descriptors, baseline {base}")
@@ -430,7 +430,7 @@ fn kill_after_receiving_descriptor(o: &mut Obs, program: &Path) {
         format!("{got:?}")
     });
     drop(p);
-    let now = fds_settle_to(&h, base);
+    let now = fds_settle_to(&h, base, Duration::from_secs(3));
     o.check(now == base, || {
         format!("{now} descriptors, baseline {base}")
     });
@@ -460,7 +460,7 @@ fn kill_before_descriptor(o: &mut Obs, program: &Path) {
             format!("{mode}: find after kill: {got:?}")
         });
         drop(p);
-        let now = fds_settle_to(&h, base);
+        let now = fds_settle_to(&h, base, Duration::from_secs(3));
         o.note(format!("{mode}: descriptors {now} (baseline {base})"));
         o.check(now == base, || {
             format!("{mode}: {now} descriptors, baseline {base}")
@@ -1153,8 +1153,7 @@ fn fd_exhaustion_at(o: &mut Obs, program: &Path, limit: usize) {
     // Everything cached expires (ttl limit 2 s): back to the baseline.
     drop(saver);
     drop(far);
-    std::thread::sleep(Duration::from_millis(2500));
-    let now = fds_settle_to(&h, base);
+    let now = fds_settle_to(&h, base, Duration::from_millis(5500));
     o.note(format!("descriptors at the end {now} (baseline {base})"));
     o.check(now == base, || {
         format!("{now} descriptors at the end, baseline {base}")

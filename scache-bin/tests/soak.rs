@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::{ask_stats, identity, ours, req, session, show, start};
+use common::{ask_stats, identity, ours, poll_until, req, session, show, start};
 use scache_proto::unix;
 use scache_testkit::harness::Harness;
 use scache_testkit::wire;
@@ -578,18 +578,19 @@ fn soak() {
     );
 
     // Everything cached expires within the ttl limit (3 s) once the
-    // clients are gone; closed far ends are evicted at once.
-    std::thread::sleep(Duration::from_millis(3500));
-    let end = ask_stats(&mut monitor).expect("final stats");
-    let fds_end = {
-        let deadline = Instant::now() + Duration::from_secs(3);
-        let mut n = h.fd_count().unwrap_or(0);
-        while n != fds0 + 1 && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-            n = h.fd_count().unwrap_or(0);
-        }
-        n
-    };
+    // clients are gone, and closed far ends are evicted at once: wait (10 s
+    // at most) until the daemon holds no session and only the monitor is
+    // connected, then check everything on the last counters read.
+    let mut end = BTreeMap::new();
+    poll_until(Duration::from_secs(10), || {
+        end = ask_stats(&mut monitor).expect("final stats");
+        (end.get("sess_count") == Some(&0) && end.get("clients") == Some(&1)).then_some(())
+    });
+    let mut fds_end = 0;
+    poll_until(Duration::from_secs(3), || {
+        fds_end = h.fd_count().expect("the daemon's descriptors at the end");
+        (fds_end == fds0 + 1).then_some(())
+    });
     let rss_end = h.rss_kib().expect("the daemon's RSS at the end");
     let evictions: BTreeMap<&String, &u64> = end
         .iter()

@@ -140,15 +140,17 @@ fn first_try_fails_second_succeeds() {
 #[test]
 fn timeout_twice_disables() {
     init_log();
-    let server = FakeServer::start(|l| {
-        // Greets, reads the request, never answers (twice).
+    let (done, client_done) = std::sync::mpsc::channel::<()>();
+    let server = FakeServer::start(move |l| {
+        // Greets, reads the request, never answers (twice), and holds the
+        // connections until the client has given up.
         let mut held = Vec::new();
         for _ in 0..2 {
             let mut s = accept_greeted(&l);
             expect_message(&mut s, b"request\0find_dest\0label\0d\0\0");
             held.push(s);
         }
-        std::thread::sleep(Duration::from_millis(500));
+        let _ = client_done.recv_timeout(Duration::from_secs(10));
     });
     let mut c = config(server.path());
     c.timeout = Duration::from_millis(150);
@@ -160,22 +162,27 @@ fn timeout_twice_disables() {
     assert!(took >= Duration::from_millis(300), "{took:?}");
     assert!(took < Duration::from_secs(3), "{took:?}");
     assert!(client.is_disabled());
+    done.send(()).unwrap();
     server.join();
 }
 
 #[test]
 fn no_greeting_times_out() {
     init_log();
-    let server = FakeServer::start(|l| {
+    let (done, client_done) = std::sync::mpsc::channel::<()>();
+    let server = FakeServer::start(move |l| {
+        // Accepts twice and stays silent until the client has given up.
         let (_a, _) = l.accept().unwrap();
         let (_b, _) = l.accept().unwrap();
-        std::thread::sleep(Duration::from_millis(400));
+        let _ = client_done.recv_timeout(Duration::from_secs(10));
     });
     let mut c = config(server.path());
     c.timeout = Duration::from_millis(100);
     let mut client = Client::with_config(c);
-    assert!(matches!(client.find_endp(b"e"), Err(ClientError::Timeout)));
+    let got = client.find_endp(b"e");
+    assert!(matches!(got, Err(ClientError::Timeout)), "{got:?}");
     assert!(client.is_disabled());
+    done.send(()).unwrap();
     server.join();
 }
 
