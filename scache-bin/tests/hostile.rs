@@ -35,8 +35,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use common::{
-    find_endp_req, find_reply, identity, measuring, ours, req, save_endp_req, sees_eof, session,
-    show, start, Peer,
+    find_dest_req, find_endp_req, find_reply, identity, measuring, ours, req, save_dest_req,
+    save_endp_req, sees_eof, session, show, start, text_req, Peer,
 };
 use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
 use scache_proto::unix;
@@ -130,25 +130,6 @@ fn send_fds(sock: &UnixStream, data: &[u8], fds: &[&OwnedFd]) -> io::Result<usiz
     let cmsg = [ControlMessage::ScmRights(&raw)];
     sendmsg::<()>(sock.as_raw_fd(), &iov, &cmsg, MsgFlags::MSG_NOSIGNAL, None)
         .map_err(io::Error::from)
-}
-
-fn find_dest_req(label: &[u8]) -> Vec<u8> {
-    req(&[b"request", b"find_dest", b"label", label])
-}
-
-fn save_dest_req(ttl: &[u8], dest: &[u8], prop: &[u8], endp: &[u8]) -> Vec<u8> {
-    req(&[
-        b"request",
-        b"save_dest",
-        b"ttl",
-        ttl,
-        b"label",
-        dest,
-        b"property",
-        prop,
-        b"label",
-        endp,
-    ])
 }
 
 fn find_dest_reply(dest_prop: &[u8], endp_prop: &[u8]) -> Vec<u8> {
@@ -335,6 +316,14 @@ impl Row {
             return Got::Error("send failed".into());
         }
         self.expect(p, step, want)
+    }
+
+    /// [`Row::ask`] for each `(step, request as text (see `text_req`),
+    /// reply)` in turn on one connection; each step is named in a failure.
+    fn ask_all(&mut self, p: &mut Peer, cases: &[(&str, &str, &[u8])]) {
+        for (step, request, want) in cases {
+            self.ask(p, step, &text_req(request), want);
+        }
     }
 
     /// Checks that the daemon closes the connection (EOF).
@@ -668,24 +657,22 @@ fn row_unknown_request(r: &mut Row) {
     let Some(mut p) = r.peer("connect") else {
         return;
     };
-    r.ask(
+    r.ask_all(
         &mut p,
-        "request=no_such_request",
-        &req(&[b"request", b"no_such_request"]),
-        BAD,
-    );
-    // The whole message is consumed, whatever follows the request name.
-    r.ask(
-        &mut p,
-        "request=no_such_request with more attributes",
-        &req(&[b"request", b"no_such_request", b"label", b"x", b"ttl", b"5"]),
-        BAD,
-    );
-    r.ask(
-        &mut p,
-        "request=FIND_ENDP (case matters)",
-        &req(&[b"request", b"FIND_ENDP", b"label", b"x"]),
-        BAD,
+        &[
+            ("request=no_such_request", "request=no_such_request", BAD),
+            // The whole message is consumed, whatever follows the name.
+            (
+                "request=no_such_request with more attributes",
+                "request=no_such_request label=x ttl=5",
+                BAD,
+            ),
+            (
+                "request=FIND_ENDP (case matters)",
+                "request=FIND_ENDP label=x",
+                BAD,
+            ),
+        ],
     );
     r.probe(&mut p, "next request on the same connection");
 }
@@ -694,17 +681,16 @@ fn row_no_request_attribute(r: &mut Row) {
     let Some(mut p) = r.peer("connect") else {
         return;
     };
-    r.ask(
+    r.ask_all(
         &mut p,
-        "label=x without request",
-        &req(&[b"label", b"x"]),
-        BAD,
-    );
-    r.ask(
-        &mut p,
-        "ttl/label/property without request",
-        &req(&[b"ttl", b"5", b"label", b"x", b"property", b"p"]),
-        BAD,
+        &[
+            ("label=x without request", "label=x", BAD),
+            (
+                "ttl/label/property without request",
+                "ttl=5 label=x property=p",
+                BAD,
+            ),
+        ],
     );
     r.probe(&mut p, "next request on the same connection");
 }
@@ -713,44 +699,31 @@ fn row_missing_attributes(r: &mut Row) {
     let Some(mut p) = r.peer("connect") else {
         return;
     };
-    r.ask(
+    r.ask_all(
         &mut p,
-        "save_endp without property",
-        &req(&[b"request", b"save_endp", b"ttl", b"5", b"label", b"e"]),
-        BAD,
-    );
-    r.ask(
-        &mut p,
-        "save_endp with nothing",
-        &req(&[b"request", b"save_endp"]),
-        BAD,
-    );
-    r.ask(
-        &mut p,
-        "find_endp without label",
-        &req(&[b"request", b"find_endp"]),
-        BAD_FIND_ENDP,
-    );
-    r.ask(
-        &mut p,
-        "find_dest without label",
-        &req(&[b"request", b"find_dest"]),
-        BAD_FIND_DEST,
-    );
-    r.ask(
-        &mut p,
-        "save_dest without endpoint label",
-        &req(&[
-            b"request",
-            b"save_dest",
-            b"ttl",
-            b"5",
-            b"label",
-            b"d",
-            b"property",
-            b"p",
-        ]),
-        BAD,
+        &[
+            (
+                "save_endp without property",
+                "request=save_endp ttl=5 label=e",
+                BAD,
+            ),
+            ("save_endp with nothing", "request=save_endp", BAD),
+            (
+                "find_endp without label",
+                "request=find_endp",
+                BAD_FIND_ENDP,
+            ),
+            (
+                "find_dest without label",
+                "request=find_dest",
+                BAD_FIND_DEST,
+            ),
+            (
+                "save_dest without endpoint label",
+                "request=save_dest ttl=5 label=d property=p",
+                BAD,
+            ),
+        ],
     );
     r.probe(&mut p, "next request on the same connection");
     // Nothing was cached by the malformed save.
@@ -770,27 +743,14 @@ fn row_extra_trailing_attributes(r: &mut Row) {
     r.ask(
         &mut p,
         "find_endp + trailing extra=y",
-        &req(&[b"request", b"find_endp", b"label", b"x", b"extra", b"y"]),
+        &text_req("request=find_endp label=x extra=y"),
         MISS_ENDP,
     );
     r.probe(&mut p, "next request after find_endp + extra");
     r.ask(
         &mut p,
         "save_dest + trailing extra=y",
-        &req(&[
-            b"request",
-            b"save_dest",
-            b"ttl",
-            b"60",
-            b"label",
-            b"d",
-            b"property",
-            b"dp",
-            b"label",
-            b"e",
-            b"extra",
-            b"y",
-        ]),
+        &text_req("request=save_dest ttl=60 label=d property=dp label=e extra=y"),
         OK,
     );
     r.probe(&mut p, "next request after save_dest + extra");
@@ -800,18 +760,7 @@ fn row_extra_trailing_attributes(r: &mut Row) {
     let got = r.ask(
         &mut p,
         "save_endp + trailing extra=y",
-        &req(&[
-            b"request",
-            b"save_endp",
-            b"ttl",
-            b"60",
-            b"label",
-            b"e",
-            b"property",
-            b"ep",
-            b"extra",
-            b"y",
-        ]),
+        &text_req("request=save_endp ttl=60 label=e property=ep extra=y"),
         DUMMY,
     );
     if got == Got::Msg(DUMMY.to_vec()) {
@@ -840,81 +789,38 @@ fn row_duplicated_attributes(r: &mut Row) {
     r.ask(
         &mut p,
         "find_endp label=dup-b label=dup-a (first one counts)",
-        &req(&[
-            b"request",
-            b"find_endp",
-            b"label",
-            b"dup-b",
-            b"label",
-            b"dup-a",
-        ]),
+        &text_req("request=find_endp label=dup-b label=dup-a"),
         MISS_ENDP,
     );
     let got = r.ask(
         &mut p,
         "find_endp label=dup-a label=dup-b",
-        &req(&[
-            b"request",
-            b"find_endp",
-            b"label",
-            b"dup-a",
-            b"label",
-            b"dup-b",
-        ]),
+        &text_req("request=find_endp label=dup-a label=dup-b"),
         &find_reply(b"pa"),
     );
     if matches!(&got, Got::Msg(m) if m.starts_with(b"status\x000\0")) {
         r.take_fd(&mut p, "find_endp dup-a hand-over", id);
     }
     // A duplicate where another attribute is expected is malformed.
-    r.ask(
+    r.ask_all(
         &mut p,
-        "request=find_endp twice",
-        &req(&[
-            b"request",
-            b"find_endp",
-            b"request",
-            b"find_endp",
-            b"label",
-            b"x",
-        ]),
-        BAD_FIND_ENDP,
-    );
-    r.ask(
-        &mut p,
-        "save_endp with ttl twice",
-        &req(&[
-            b"request",
-            b"save_endp",
-            b"ttl",
-            b"5",
-            b"ttl",
-            b"5",
-            b"label",
-            b"x",
-            b"property",
-            b"p",
-        ]),
-        BAD,
-    );
-    r.ask(
-        &mut p,
-        "save_dest with property twice",
-        &req(&[
-            b"request",
-            b"save_dest",
-            b"ttl",
-            b"5",
-            b"label",
-            b"d",
-            b"property",
-            b"p",
-            b"property",
-            b"p",
-            b"label",
-            b"e",
-        ]),
-        BAD,
+        &[
+            (
+                "request=find_endp twice",
+                "request=find_endp request=find_endp label=x",
+                BAD_FIND_ENDP,
+            ),
+            (
+                "save_endp with ttl twice",
+                "request=save_endp ttl=5 ttl=5 label=x property=p",
+                BAD,
+            ),
+            (
+                "save_dest with property twice",
+                "request=save_dest ttl=5 label=d property=p property=p label=e",
+                BAD,
+            ),
+        ],
     );
     r.probe(&mut p, "next request on the same connection");
 }
@@ -923,58 +829,26 @@ fn row_reordered_attributes(r: &mut Row) {
     let Some(mut p) = r.peer("connect") else {
         return;
     };
-    r.ask(
+    r.ask_all(
         &mut p,
-        "save_endp label before ttl",
-        &req(&[
-            b"request",
-            b"save_endp",
-            b"label",
-            b"x",
-            b"ttl",
-            b"5",
-            b"property",
-            b"p",
-        ]),
-        BAD,
-    );
-    r.ask(
-        &mut p,
-        "save_endp property before label",
-        &req(&[
-            b"request",
-            b"save_endp",
-            b"ttl",
-            b"5",
-            b"property",
-            b"p",
-            b"label",
-            b"x",
-        ]),
-        BAD,
-    );
-    r.ask(
-        &mut p,
-        "save_dest property before destination label",
-        &req(&[
-            b"request",
-            b"save_dest",
-            b"ttl",
-            b"5",
-            b"property",
-            b"p",
-            b"label",
-            b"d",
-            b"label",
-            b"e",
-        ]),
-        BAD,
-    );
-    r.ask(
-        &mut p,
-        "label before request",
-        &req(&[b"label", b"x", b"request", b"find_endp"]),
-        BAD,
+        &[
+            (
+                "save_endp label before ttl",
+                "request=save_endp label=x ttl=5 property=p",
+                BAD,
+            ),
+            (
+                "save_endp property before label",
+                "request=save_endp ttl=5 property=p label=x",
+                BAD,
+            ),
+            (
+                "save_dest property before destination label",
+                "request=save_dest ttl=5 property=p label=d label=e",
+                BAD,
+            ),
+            ("label before request", "label=x request=find_endp", BAD),
+        ],
     );
     r.probe(&mut p, "next request on the same connection");
     r.ask(

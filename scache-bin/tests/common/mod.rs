@@ -81,16 +81,7 @@ impl Peer {
 
     /// save_endp with a descriptor; returns the final status reply.
     pub fn save_endp(&mut self, ttl: &str, label: &[u8], prop: &[u8], fd: impl AsFd) -> Vec<u8> {
-        let dummy = self.ask(&req(&[
-            b"request",
-            b"save_endp",
-            b"ttl",
-            ttl.as_bytes(),
-            b"label",
-            label,
-            b"property",
-            prop,
-        ]));
+        let dummy = self.ask(&save_endp_req(ttl.as_bytes(), label, prop));
         assert_eq!(
             dummy, b"dummy\0\0\0",
             "save_endp must ask for the descriptor"
@@ -101,13 +92,13 @@ impl Peer {
 
     /// find_endp; on a hit completes the descriptor exchange.
     pub fn find_endp(&mut self, label: &[u8]) -> (Vec<u8>, Option<OwnedFd>) {
-        let reply = self.ask(&req(&[b"request", b"find_endp", b"label", label]));
+        let reply = self.ask(&find_endp_req(label));
         self.finish_find(reply)
     }
 
     /// find_dest; on a hit completes the descriptor exchange.
     pub fn find_dest(&mut self, label: &[u8]) -> (Vec<u8>, Option<OwnedFd>) {
-        let reply = self.ask(&req(&[b"request", b"find_dest", b"label", label]));
+        let reply = self.ask(&find_dest_req(label));
         self.finish_find(reply)
     }
 
@@ -124,18 +115,7 @@ impl Peer {
 
     /// save_dest; returns the status reply.
     pub fn save_dest(&mut self, ttl: &str, dest: &[u8], prop: &[u8], endp: &[u8]) -> Vec<u8> {
-        self.ask(&req(&[
-            b"request",
-            b"save_dest",
-            b"ttl",
-            ttl.as_bytes(),
-            b"label",
-            dest,
-            b"property",
-            prop,
-            b"label",
-            endp,
-        ]))
+        self.ask(&save_dest_req(ttl.as_bytes(), dest, prop, endp))
     }
 }
 
@@ -148,6 +128,24 @@ pub fn req(parts: &[&[u8]]) -> Vec<u8> {
     }
     out.push(0);
     out
+}
+
+/// An attribute list written as text, `name=value` pairs separated by
+/// single spaces: `text_req("request=find_endp label=x")`. For messages
+/// whose names and values hold neither a space nor `=` (a value may be
+/// empty: `property=`).
+pub fn text_req(text: &str) -> Vec<u8> {
+    let parts: Vec<&[u8]> = text
+        .split(' ')
+        .filter(|p| !p.is_empty())
+        .flat_map(|pair| {
+            let (n, v) = pair
+                .split_once('=')
+                .unwrap_or_else(|| panic!("{pair:?} is not name=value"));
+            [n.as_bytes(), v.as_bytes()]
+        })
+        .collect();
+    req(&parts)
 }
 
 /// (st_dev, st_ino) of an open descriptor.
@@ -181,6 +179,25 @@ pub const ENV_MEASURE: &str = "SCACHE_MEASURE_POSTFIX";
 
 pub fn find_endp_req(label: &[u8]) -> Vec<u8> {
     req(&[b"request", b"find_endp", b"label", label])
+}
+
+pub fn find_dest_req(label: &[u8]) -> Vec<u8> {
+    req(&[b"request", b"find_dest", b"label", label])
+}
+
+pub fn save_dest_req(ttl: &[u8], dest: &[u8], prop: &[u8], endp: &[u8]) -> Vec<u8> {
+    req(&[
+        b"request",
+        b"save_dest",
+        b"ttl",
+        ttl,
+        b"label",
+        dest,
+        b"property",
+        prop,
+        b"label",
+        endp,
+    ])
 }
 
 pub fn find_reply(prop: &[u8]) -> Vec<u8> {
