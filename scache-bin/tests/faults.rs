@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use common::{
     ask_stats, find_endp_req, find_reply, identity, measuring, ours, poll_until, save_endp_req,
-    sees_eof, session, show, start, Peer,
+    sees_eof, session, show, start, Findings, Peer, Target,
 };
 use scache_proto::unix;
 use scache_testkit::harness::{
@@ -29,7 +29,6 @@ use scache_testkit::harness::{
 };
 use scache_testkit::wire;
 
-const ENV_MEASURE_OUT: &str = "SCACHE_MEASURE_OUT";
 /// Set in a re-executed child: what it must do (see `child_client`).
 const ENV_CHILD_MODE: &str = "SCACHE_FAULT_CHILD";
 const ENV_CHILD_SOCKET: &str = "SCACHE_FAULT_SOCKET";
@@ -45,75 +44,7 @@ const T: Duration = Duration::from_secs(10);
 // ---------------------------------------------------------------------------
 // Asserting (ours) or recording (Postfix).
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Target {
-    Ours,
-    Postfix,
-}
-
-struct Obs {
-    target: Target,
-    name: &'static str,
-    notes: Vec<String>,
-    diffs: Vec<String>,
-}
-
-impl Obs {
-    fn new(target: Target, name: &'static str) -> Obs {
-        Obs {
-            target,
-            name,
-            notes: Vec::new(),
-            diffs: Vec::new(),
-        }
-    }
-
-    fn note(&mut self, s: impl Into<String>) {
-        self.notes.push(s.into());
-    }
-
-    fn check(&mut self, ok: bool, what: impl FnOnce() -> String) {
-        if ok {
-            return;
-        }
-        let what = what();
-        match self.target {
-            Target::Ours => panic!(
-                "{}: {what}\n--- steps ---\n{}",
-                self.name,
-                self.notes.join("\n")
-            ),
-            Target::Postfix => self.diffs.push(what),
-        }
-    }
-
-    fn report(&self) {
-        if self.target == Target::Ours && !measuring() {
-            return;
-        }
-        let who = match self.target {
-            Target::Ours => "OURS",
-            Target::Postfix => "POSTFIX-MEASURE",
-        };
-        let mut text = format!("{who} [{}]\n", self.name);
-        for n in &self.notes {
-            text.push_str(&format!("  {n}\n"));
-        }
-        for d in &self.diffs {
-            text.push_str(&format!("  UNLIKE OURS: {d}\n"));
-        }
-        eprint!("{text}");
-        if let Some(path) = std::env::var_os(ENV_MEASURE_OUT) {
-            if let Ok(mut f) = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-            {
-                let _ = f.write_all(text.as_bytes());
-            }
-        }
-    }
-}
+type Obs = Findings;
 
 /// Runs `scenario` against ours, then (measurement mode) against Postfix.
 fn both(name: &'static str, scenario: fn(&mut Obs, &Path)) {

@@ -36,17 +36,12 @@ use std::time::{Duration, Instant};
 
 use common::{
     find_dest_req, find_endp_req, find_reply, identity, measuring, ours, req, save_dest_req,
-    save_endp_req, sees_eof, session, show, start, text_req, Peer,
+    save_endp_req, sees_eof, session, show, start, text_req, Findings, Peer, Target,
 };
 use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
 use scache_proto::unix;
 use scache_testkit::harness::{postfix_scache_for_test, Harness};
 use scache_testkit::wire;
-
-/// Environment variable: `1` makes every row test also run (and report)
-/// the row against Postfix's daemon.
-/// Environment variable: a file the Postfix measurements are appended to.
-const ENV_MEASURE_OUT: &str = "SCACHE_MEASURE_OUT";
 
 const OK: &[u8] = b"status\x000\0\0";
 const BAD: &[u8] = b"status\x001\0\0";
@@ -146,22 +141,23 @@ fn find_dest_reply(dest_prop: &[u8], endp_prop: &[u8]) -> Vec<u8> {
 // ---------------------------------------------------------------------------
 // One row against one daemon.
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Target {
-    Ours,
-    Postfix,
+/// The last log records of a daemon.
+fn log_tail(h: &Harness) -> String {
+    // Log records travel asynchronously: give the last ones a moment.
+    std::thread::sleep(Duration::from_millis(300));
+    let lines = h.log_lines();
+    let from = lines.len().saturating_sub(30);
+    lines[from..].join("\n")
 }
 
 /// A row in progress: the daemon, its descriptor baseline, what was seen.
 struct Row {
     target: Target,
-    name: &'static str,
     h: Harness,
     base_fds: usize,
-    /// Every step's outcome (printed in measurement mode and on failure).
-    notes: Vec<String>,
-    /// Where Postfix's daemon did not do what ours must (measurement mode).
-    diffs: Vec<String>,
+    /// Every step's outcome (printed in measurement mode and on failure),
+    /// and where Postfix's daemon did not do what ours must.
+    found: Findings,
     /// Connections a row wants kept open until the end of the row (so the
     /// "still serves others" check runs while they are still connected).
     held: Vec<Peer>,
@@ -213,11 +209,9 @@ impl Row {
         let base_fds = settled_fd_count(&h);
         Some(Row {
             target,
-            name,
             h,
             base_fds,
-            notes: Vec::new(),
-            diffs: Vec::new(),
+            found: Findings::new(target, name),
             held: Vec::new(),
             far: Vec::new(),
             quiet: false,
@@ -238,33 +232,17 @@ impl Row {
 
     fn note(&mut self, s: impl Into<String>) {
         if !self.quiet {
-            self.notes.push(s.into());
+            self.found.note(s);
         }
     }
 
-    fn log_tail(&self) -> String {
-        // Log records travel asynchronously: give the last ones a moment.
-        std::thread::sleep(Duration::from_millis(300));
-        let lines = self.h.log_lines();
-        let from = lines.len().saturating_sub(30);
-        lines[from..].join("\n")
-    }
-
-    /// Ours: fail the test. Postfix: record the difference.
+    /// Ours: fail the test (with the daemon's log tail). Postfix: record
+    /// the difference.
     fn check(&mut self, ok: bool, what: impl FnOnce() -> String) {
-        if ok {
-            return;
-        }
-        let what = what();
-        match self.target {
-            Target::Ours => panic!(
-                "{}: {what}\n--- steps ---\n{}\n--- daemon log (tail) ---\n{}",
-                self.name,
-                self.notes.join("\n"),
-                self.log_tail()
-            ),
-            Target::Postfix => self.diffs.push(what),
-        }
+        let h = &self.h;
+        self.found.check_with(ok, what, || {
+            format!("\n--- daemon log (tail) ---\n{}", log_tail(h))
+        });
     }
 
     /// A new client, greeting checked. None (recorded) if the daemon does
@@ -483,7 +461,7 @@ impl Row {
     /// Another client is served correctly: save, then find the same file.
     fn serves(&mut self, step: &str) {
         let t0 = Instant::now();
-        let diffs = self.diffs.len();
+        let diffs = self.found.diffs.len();
         self.quiet = true;
         let mut ok = false;
         if let Some(mut p) = self.peer(step) {
@@ -496,7 +474,7 @@ impl Row {
         let how = if ok {
             "yes (save_endp + find_endp returned the same file)".to_string()
         } else {
-            format!("NO: {}", self.diffs[diffs..].join("; "))
+            format!("NO: {}", self.found.diffs[diffs..].join("; "))
         };
         self.note(format!("{step}: {how} in {:?}", t0.elapsed()));
     }
@@ -543,37 +521,7 @@ impl Row {
             self.check(false, || format!("daemon exited: {st}"));
         }
         self.fds_back("descriptor count back to baseline");
-        self.report();
-    }
-
-    fn report(&self) {
-        if self.target == Target::Ours && !measuring() {
-            return;
-        }
-        let who = match self.target {
-            Target::Ours => "OURS",
-            Target::Postfix => "POSTFIX-MEASURE",
-        };
-        let mut text = format!("{who} [{}]\n", self.name);
-        for n in &self.notes {
-            text.push_str(&format!("  {n}\n"));
-        }
-        for d in &self.diffs {
-            text.push_str(&format!("  UNLIKE OURS: {d}\n"));
-        }
-        if self.diffs.is_empty() && self.target == Target::Postfix {
-            text.push_str("  (same as ours)\n");
-        }
-        eprint!("{text}");
-        if let Some(path) = std::env::var_os(ENV_MEASURE_OUT) {
-            if let Ok(mut f) = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-            {
-                let _ = f.write_all(text.as_bytes());
-            }
-        }
+        self.found.report();
     }
 }
 

@@ -177,6 +177,103 @@ pub fn same_inode(a: &std::path::Path, b: &std::path::Path) -> bool {
 /// against Postfix's daemon, recording (not asserting) what it does.
 pub const ENV_MEASURE: &str = "SCACHE_MEASURE_POSTFIX";
 
+/// Environment variable: a file that measurement reports are appended to.
+pub const ENV_MEASURE_OUT: &str = "SCACHE_MEASURE_OUT";
+
+/// Whose daemon a scenario runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    Ours,
+    Postfix,
+}
+
+/// What a scenario saw. Against ours a failed check fails the test, with
+/// the steps noted so far; against Postfix's daemon (measurement mode) it
+/// is recorded and reported beside the notes.
+pub struct Findings {
+    pub target: Target,
+    pub name: &'static str,
+    pub notes: Vec<String>,
+    pub diffs: Vec<String>,
+}
+
+impl Findings {
+    pub fn new(target: Target, name: &'static str) -> Findings {
+        Findings {
+            target,
+            name,
+            notes: Vec::new(),
+            diffs: Vec::new(),
+        }
+    }
+
+    pub fn note(&mut self, s: impl Into<String>) {
+        self.notes.push(s.into());
+    }
+
+    /// Ours: fail the test. Postfix: record the difference.
+    #[track_caller]
+    pub fn check(&mut self, ok: bool, what: impl FnOnce() -> String) {
+        self.check_with(ok, what, String::new);
+    }
+
+    /// [`Findings::check`], with `context()` (for example a log tail)
+    /// added to a failure.
+    #[track_caller]
+    pub fn check_with(
+        &mut self,
+        ok: bool,
+        what: impl FnOnce() -> String,
+        context: impl FnOnce() -> String,
+    ) {
+        if ok {
+            return;
+        }
+        let what = what();
+        match self.target {
+            Target::Ours => panic!(
+                "{}: {what}\n--- steps ---\n{}{}",
+                self.name,
+                self.notes.join("\n"),
+                context()
+            ),
+            Target::Postfix => self.diffs.push(what),
+        }
+    }
+
+    /// Prints the notes and differences (always for Postfix's daemon; for
+    /// ours in measurement mode), and appends them to `SCACHE_MEASURE_OUT`.
+    pub fn report(&self) {
+        if self.target == Target::Ours && !measuring() {
+            return;
+        }
+        let who = match self.target {
+            Target::Ours => "OURS",
+            Target::Postfix => "POSTFIX-MEASURE",
+        };
+        let mut text = format!("{who} [{}]\n", self.name);
+        for n in &self.notes {
+            text.push_str(&format!("  {n}\n"));
+        }
+        for d in &self.diffs {
+            text.push_str(&format!("  UNLIKE OURS: {d}\n"));
+        }
+        if self.diffs.is_empty() && self.target == Target::Postfix {
+            text.push_str("  (same as ours)\n");
+        }
+        eprint!("{text}");
+        if let Some(path) = std::env::var_os(ENV_MEASURE_OUT) {
+            if let Ok(mut f) = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+            {
+                let _ = f.write_all(text.as_bytes());
+            }
+        }
+    }
+}
+
 pub fn find_endp_req(label: &[u8]) -> Vec<u8> {
     req(&[b"request", b"find_endp", b"label", label])
 }
