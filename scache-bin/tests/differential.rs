@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use common::*;
 use scache_testkit::harness::postfix_scache_for_test;
+use scache_testkit::wire::text_message;
 
 /// Runs a scenario against a daemon and returns its transcript: every reply
 /// as text, and for every descriptor received which saved one it is.
@@ -174,7 +175,7 @@ fn malformed(peer: &mut Peer, log: &mut Vec<String>, _saved: &mut Saved) {
         "request=FIND_ENDP label=x",
         "request=find_endp label=x",
     ] {
-        raw(peer, log, &text_req(request));
+        raw(peer, log, &text_message(request));
     }
 }
 

@@ -36,12 +36,12 @@ use std::time::{Duration, Instant};
 
 use common::{
     find_dest_req, find_endp_req, find_reply, identity, measuring, ours, req, save_dest_req,
-    save_endp_req, sees_eof, session, show, start, text_req, Findings, Peer, Target,
+    save_endp_req, sees_eof, session, show, start, Findings, Peer, Target,
 };
 use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
 use scache_proto::unix;
 use scache_testkit::harness::{postfix_scache_for_test, Harness};
-use scache_testkit::wire;
+use scache_testkit::wire::{self, text_message};
 
 const OK: &[u8] = b"status\x000\0\0";
 const BAD: &[u8] = b"status\x001\0\0";
@@ -296,11 +296,11 @@ impl Row {
         self.expect(p, step, want)
     }
 
-    /// [`Row::ask`] for each `(step, request as text (see `text_req`),
+    /// [`Row::ask`] for each `(step, request as text (see `wire::text_message`),
     /// reply)` in turn on one connection; each step is named in a failure.
     fn ask_all(&mut self, p: &mut Peer, cases: &[(&str, &str, &[u8])]) {
         for (step, request, want) in cases {
-            self.ask(p, step, &text_req(request), want);
+            self.ask(p, step, &text_message(request), want);
         }
     }
 
@@ -691,14 +691,14 @@ fn row_extra_trailing_attributes(r: &mut Row) {
     r.ask(
         &mut p,
         "find_endp + trailing extra=y",
-        &text_req("request=find_endp label=x extra=y"),
+        &text_message("request=find_endp label=x extra=y"),
         MISS_ENDP,
     );
     r.probe(&mut p, "next request after find_endp + extra");
     r.ask(
         &mut p,
         "save_dest + trailing extra=y",
-        &text_req("request=save_dest ttl=60 label=d property=dp label=e extra=y"),
+        &text_message("request=save_dest ttl=60 label=d property=dp label=e extra=y"),
         OK,
     );
     r.probe(&mut p, "next request after save_dest + extra");
@@ -708,7 +708,7 @@ fn row_extra_trailing_attributes(r: &mut Row) {
     let got = r.ask(
         &mut p,
         "save_endp + trailing extra=y",
-        &text_req("request=save_endp ttl=60 label=e property=ep extra=y"),
+        &text_message("request=save_endp ttl=60 label=e property=ep extra=y"),
         DUMMY,
     );
     if got == Got::Msg(DUMMY.to_vec()) {
@@ -737,13 +737,13 @@ fn row_duplicated_attributes(r: &mut Row) {
     r.ask(
         &mut p,
         "find_endp label=dup-b label=dup-a (first one counts)",
-        &text_req("request=find_endp label=dup-b label=dup-a"),
+        &text_message("request=find_endp label=dup-b label=dup-a"),
         MISS_ENDP,
     );
     let got = r.ask(
         &mut p,
         "find_endp label=dup-a label=dup-b",
-        &text_req("request=find_endp label=dup-a label=dup-b"),
+        &text_message("request=find_endp label=dup-a label=dup-b"),
         &find_reply(b"pa"),
     );
     if matches!(&got, Got::Msg(m) if m.starts_with(b"status\x000\0")) {

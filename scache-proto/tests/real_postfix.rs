@@ -25,6 +25,7 @@ use scache_proto::message::{self, RequestKind, Status};
 use scache_proto::unix::{recv_fd, send_fd};
 use scache_proto::ClientError;
 use scache_testkit::harness::{postfix_scache_for_test, Harness, HarnessBuilder, TempDir};
+use scache_testkit::wire::text_message;
 
 const T: Duration = Duration::from_secs(10);
 
@@ -339,105 +340,59 @@ fn malformed_shapes_against_postfix() {
     };
     // Each on a fresh connection: Postfix does not resynchronise after a
     // malformed request.
-    let cases: Vec<(RequestKind, Vec<u8>)> = vec![
+    let cases: &[(RequestKind, &str)] = &[
         (
             RequestKind::SaveEndp,
-            msg(&[
-                (b"request", b"save_endp"),
-                (b"ttl", b"0"),
-                (b"label", b"e"),
-                (b"property", b"p"),
-            ]),
+            "request=save_endp ttl=0 label=e property=p",
         ),
         (
             RequestKind::SaveEndp,
-            msg(&[
-                (b"request", b"save_endp"),
-                (b"ttl", b"-5"),
-                (b"label", b"e"),
-                (b"property", b"p"),
-            ]),
+            "request=save_endp ttl=-5 label=e property=p",
         ),
         (
             RequestKind::SaveEndp,
-            msg(&[
-                (b"request", b"save_endp"),
-                (b"ttl", b"5x"),
-                (b"label", b"e"),
-                (b"property", b"p"),
-            ]),
+            "request=save_endp ttl=5x label=e property=p",
         ),
         (
             RequestKind::SaveEndp,
-            msg(&[
-                (b"request", b"save_endp"),
-                (b"ttl", b"2147483648"),
-                (b"label", b"e"),
-                (b"property", b"p"),
-            ]),
+            "request=save_endp ttl=2147483648 label=e property=p",
         ),
         (
             RequestKind::SaveEndp,
-            msg(&[
-                (b"request", b"save_endp"),
-                (b"label", b"e"),
-                (b"property", b"p"),
-            ]),
+            "request=save_endp label=e property=p",
         ),
+        (RequestKind::SaveEndp, "request=save_endp ttl=5 label=e"),
+        (RequestKind::FindEndp, "request=find_endp"),
+        (RequestKind::FindEndp, "request=find_endp property=x"),
         (
-            RequestKind::SaveEndp,
-            msg(&[(b"request", b"save_endp"), (b"ttl", b"5"), (b"label", b"e")]),
-        ),
-        (RequestKind::FindEndp, msg(&[(b"request", b"find_endp")])),
-        (
-            RequestKind::FindEndp,
-            msg(&[(b"request", b"find_endp"), (b"property", b"x")]),
+            RequestKind::SaveDest,
+            "request=save_dest ttl=5 label=d property=p",
         ),
         (
             RequestKind::SaveDest,
-            msg(&[
-                (b"request", b"save_dest"),
-                (b"ttl", b"5"),
-                (b"label", b"d"),
-                (b"property", b"p"),
-            ]),
+            "request=save_dest ttl=0 label=d property=p label=e",
         ),
-        (
-            RequestKind::SaveDest,
-            msg(&[
-                (b"request", b"save_dest"),
-                (b"ttl", b"0"),
-                (b"label", b"d"),
-                (b"property", b"p"),
-                (b"label", b"e"),
-            ]),
-        ),
-        (RequestKind::FindDest, msg(&[(b"request", b"find_dest")])),
-        (
-            RequestKind::FindDest,
-            msg(&[(b"request", b"find_dest"), (b"ttl", b"1")]),
-        ),
-        (
-            RequestKind::Unknown,
-            msg(&[(b"request", b"FIND_ENDP"), (b"label", b"e")]),
-        ),
-        (RequestKind::Unknown, msg(&[(b"request", b"")])),
+        (RequestKind::FindDest, "request=find_dest"),
+        (RequestKind::FindDest, "request=find_dest ttl=1"),
+        (RequestKind::Unknown, "request=FIND_ENDP label=e"),
+        (RequestKind::Unknown, "request="),
     ];
-    for (kind, request) in cases {
+    for &(kind, text) in cases {
+        let request = text_message(text);
         // Our parser agrees on the kind and that it is malformed.
         let mut dec = scache_proto::attr::Decoder::new(Default::default());
         let scache_proto::attr::Decoded::Complete { message: msg, .. } = dec.decode(&request)
         else {
-            panic!("one whole request");
+            panic!("{text}: one whole request");
         };
         let err = message::parse_request(&msg).unwrap_err();
-        assert_eq!(err.kind(), kind, "{err}");
+        assert_eq!(err.kind(), kind, "{text}: {err}");
         // And on the bytes of the answer.
         let mut want = Vec::new();
         message::encode_malformed(&mut want, kind);
         let mut s = conn(&h);
         s.write_all(&request).unwrap();
-        expect_reply(&mut s, &want);
+        expect_message_for(&mut s, &want, text);
     }
 
     // No `request` first: Postfix answers nothing at all (we answer status
@@ -491,7 +446,11 @@ fn ttl_syntax_agrees_with_postfix() {
         } else {
             b"status\x001\0\0"
         };
-        expect_reply(&mut s, want);
+        expect_message_for(
+            &mut s,
+            want,
+            &format!("ttl {:?}", String::from_utf8_lossy(ttl)),
+        );
         assert_eq!(
             message::parse_ttl(ttl).is_some(),
             ours_ok,

@@ -95,6 +95,26 @@ pub fn read_message_within(sock: &UnixStream, timeout: Duration) -> io::Result<V
     read_message(&mut reader)
 }
 
+/// A message written as text, `name=value` pairs separated by single
+/// spaces: `text_message("request=find_endp label=x")` is
+/// `request\0find_endp\0label\0x\0\0`. For messages whose names and
+/// values hold neither a space nor `=` (a value may be empty:
+/// `property=`); panics on a pair without `=`.
+pub fn text_message(text: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    for pair in text.split(' ').filter(|p| !p.is_empty()) {
+        let (name, value) = pair
+            .split_once('=')
+            .unwrap_or_else(|| panic!("{pair:?} is not name=value"));
+        for part in [name, value] {
+            out.extend_from_slice(part.as_bytes());
+            out.push(0);
+        }
+    }
+    out.push(0);
+    out
+}
+
 /// The attributes of one whole message (as read by [`read_message`]).
 /// Panics if `msg` is not exactly one well-formed message.
 pub fn attrs(msg: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
@@ -166,6 +186,15 @@ mod tests {
         assert_eq!(i.partial, b"status\x000\0prop");
         let e = io::Error::from(i);
         assert!(e.to_string().contains("status"), "{e}");
+    }
+
+    #[test]
+    fn text_message_writes_attr0() {
+        assert_eq!(
+            text_message("request=find_endp label=x property="),
+            b"request\0find_endp\0label\0x\0property\0\0\0"
+        );
+        assert_eq!(text_message(""), b"\0");
     }
 
     #[test]

@@ -130,24 +130,6 @@ pub fn req(parts: &[&[u8]]) -> Vec<u8> {
     out
 }
 
-/// An attribute list written as text, `name=value` pairs separated by
-/// single spaces: `text_req("request=find_endp label=x")`. For messages
-/// whose names and values hold neither a space nor `=` (a value may be
-/// empty: `property=`).
-pub fn text_req(text: &str) -> Vec<u8> {
-    let parts: Vec<&[u8]> = text
-        .split(' ')
-        .filter(|p| !p.is_empty())
-        .flat_map(|pair| {
-            let (n, v) = pair
-                .split_once('=')
-                .unwrap_or_else(|| panic!("{pair:?} is not name=value"));
-            [n.as_bytes(), v.as_bytes()]
-        })
-        .collect();
-    req(&parts)
-}
-
 /// (st_dev, st_ino) of an open descriptor.
 pub fn identity(fd: impl AsFd) -> (u64, u64) {
     let st = nix::sys::stat::fstat(std::os::fd::AsRawFd::as_raw_fd(&fd.as_fd())).expect("fstat");

@@ -75,19 +75,27 @@ pub fn accept_greeted(listener: &UnixListener) -> UnixStream {
 
 /// Reads exactly one message (nothing past it) and checks it is `want`,
 /// byte for byte.
+#[track_caller]
 pub fn expect_message(s: &mut UnixStream, want: &[u8]) {
-    let got = wire::read_message(s).unwrap_or_else(|e| {
-        panic!(
-            "reading `{}` from the peer: {e}",
+    expect_message_for(s, want, "message from the peer");
+}
+
+/// [`expect_message`], naming `what` (the case) in a failure.
+#[track_caller]
+pub fn expect_message_for(s: &mut UnixStream, want: &[u8], what: &str) {
+    let got = match wire::read_message(s) {
+        Ok(got) => got,
+        Err(e) => panic!(
+            "{what}: reading `{}` from the peer: {e}",
             String::from_utf8_lossy(want)
-        )
-    });
+        ),
+    };
     assert_eq!(
         String::from_utf8_lossy(&got),
         String::from_utf8_lossy(want),
-        "message from the peer"
+        "{what}"
     );
-    assert_eq!(got, want, "message from the peer (bytes)");
+    assert_eq!(got, want, "{what} (bytes)");
 }
 
 /// Checks the peer sends nothing more and closes (or stays silent for
