@@ -340,42 +340,28 @@ fn malformed_shapes_against_postfix() {
     };
     // Each on a fresh connection: Postfix does not resynchronise after a
     // malformed request.
+    use RequestKind::{FindDest, FindEndp, SaveDest, SaveEndp, Unknown};
     let cases: &[(RequestKind, &str)] = &[
+        (SaveEndp, "request=save_endp ttl=0 label=e property=p"),
+        (SaveEndp, "request=save_endp ttl=-5 label=e property=p"),
+        (SaveEndp, "request=save_endp ttl=5x label=e property=p"),
         (
-            RequestKind::SaveEndp,
-            "request=save_endp ttl=0 label=e property=p",
-        ),
-        (
-            RequestKind::SaveEndp,
-            "request=save_endp ttl=-5 label=e property=p",
-        ),
-        (
-            RequestKind::SaveEndp,
-            "request=save_endp ttl=5x label=e property=p",
-        ),
-        (
-            RequestKind::SaveEndp,
+            SaveEndp,
             "request=save_endp ttl=2147483648 label=e property=p",
         ),
+        (SaveEndp, "request=save_endp label=e property=p"),
+        (SaveEndp, "request=save_endp ttl=5 label=e"),
+        (FindEndp, "request=find_endp"),
+        (FindEndp, "request=find_endp property=x"),
+        (SaveDest, "request=save_dest ttl=5 label=d property=p"),
         (
-            RequestKind::SaveEndp,
-            "request=save_endp label=e property=p",
-        ),
-        (RequestKind::SaveEndp, "request=save_endp ttl=5 label=e"),
-        (RequestKind::FindEndp, "request=find_endp"),
-        (RequestKind::FindEndp, "request=find_endp property=x"),
-        (
-            RequestKind::SaveDest,
-            "request=save_dest ttl=5 label=d property=p",
-        ),
-        (
-            RequestKind::SaveDest,
+            SaveDest,
             "request=save_dest ttl=0 label=d property=p label=e",
         ),
-        (RequestKind::FindDest, "request=find_dest"),
-        (RequestKind::FindDest, "request=find_dest ttl=1"),
-        (RequestKind::Unknown, "request=FIND_ENDP label=e"),
-        (RequestKind::Unknown, "request="),
+        (FindDest, "request=find_dest"),
+        (FindDest, "request=find_dest ttl=1"),
+        (Unknown, "request=FIND_ENDP label=e"),
+        (Unknown, "request="),
     ];
     for &(kind, text) in cases {
         let request = text_message(text);
