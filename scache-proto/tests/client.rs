@@ -123,10 +123,8 @@ fn first_try_fails_second_succeeds() {
         // Second connection: serve properly.
         let mut s = accept_greeted(&l);
         seen.fetch_add(1, Ordering::SeqCst);
-        expect_message(&mut s, b"request\0find_endp\0label\0e\0\0");
-        s.write_all(b"status\x002\0property\0\0\0").unwrap();
-        expect_message(&mut s, b"request\0find_endp\0label\0e\0\0");
-        s.write_all(b"status\x002\0property\0\0\0").unwrap();
+        answer_miss(&mut s, "e");
+        answer_miss(&mut s, "e");
     });
     let mut client = Client::with_config(config(server.path()));
     assert!(client.find_endp(b"e").unwrap().is_none());
@@ -208,13 +206,11 @@ fn stale_connection_reconnects_without_counting_a_failure() {
     let (closed_tx, closed_rx) = std::sync::mpsc::channel();
     let server = FakeServer::start(move |l| {
         let mut s = accept_greeted(&l);
-        expect_message(&mut s, b"request\0find_endp\0label\0a\0\0");
-        s.write_all(b"status\x002\0property\0\0\0").unwrap();
+        answer_miss(&mut s, "a");
         drop(s); // the server goes away between requests
         closed_tx.send(()).unwrap();
         let mut s = accept_greeted(&l);
-        expect_message(&mut s, b"request\0find_endp\0label\0b\0\0");
-        s.write_all(b"status\x002\0property\0\0\0").unwrap();
+        answer_miss(&mut s, "b");
     });
     let mut client = Client::with_config(config(server.path()));
     assert!(client.find_endp(b"a").unwrap().is_none());
@@ -229,12 +225,10 @@ fn idle_limit_reconnects() {
     init_log();
     let server = FakeServer::start(|l| {
         let mut first = accept_greeted(&l);
-        expect_message(&mut first, b"request\0find_endp\0label\0a\0\0");
-        first.write_all(b"status\x002\0property\0\0\0").unwrap();
+        answer_miss(&mut first, "a");
         // The client must come back on a new connection and close this one.
         let mut s = accept_greeted(&l);
-        expect_message(&mut s, b"request\0find_endp\0label\0b\0\0");
-        s.write_all(b"status\x002\0property\0\0\0").unwrap();
+        answer_miss(&mut s, "b");
         expect_silence(&mut first, Duration::from_secs(2));
     });
     let mut c = config(server.path());
@@ -253,8 +247,7 @@ fn invalid_arguments_send_nothing_and_do_not_disable() {
     let server = FakeServer::start(|l| {
         let mut s = accept_greeted(&l);
         // Only the valid request arrives.
-        expect_message(&mut s, b"request\0find_endp\0label\0ok\0\0");
-        s.write_all(b"status\x002\0property\0\0\0").unwrap();
+        answer_miss(&mut s, "ok");
     });
     let mut client = Client::with_config(config(server.path()));
     let (r, w) = pipe();

@@ -14,7 +14,7 @@ use scache_core::ConnectionCache;
 use scache_proto::attr::Limits;
 use scache_proto::client::{Client, ClientConfig, ClientExchange, Outcome, Step};
 use scache_proto::message::{Request, Status};
-use scache_proto::unix::{recv_fd, send_fd};
+use scache_proto::unix::recv_fd;
 
 const ENDP: &[u8] = b"smtp\n192.0.2.1\n25\n*\n";
 const ENDP_PROP: &[u8] = b"reuse_count=0\nendpoint_features=0\nexpire_time=1700000000\n";
@@ -71,15 +71,7 @@ fn save_endp_fd_not_received_transcript() {
     let err = client
         .save_endp(Duration::from_secs(300), b"e", b"", fd)
         .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            scache_proto::ClientError::Refused {
-                status: Status::Fail
-            }
-        ),
-        "{err}"
-    );
+    assert_refused(err, Status::Fail);
     assert!(!client.is_disabled());
     server.join();
 }
@@ -98,13 +90,9 @@ fn find_endp_hit_and_miss_transcript() {
         );
         s.write_all(b"status\x000\0property\0reuse_count=0\nendpoint_features=0\nexpire_time=1700000000\n\0\0")
             .unwrap();
-        expect_message(&mut s, b"dummy\0\0\0");
-        send_fd(s.as_fd(), file.as_fd()).unwrap();
-        drop(file); // the server closes its copy once handed out
-        expect_message(&mut s, b"dummy\0\0\0");
-        // Miss: no dummy follows; the next bytes are the next request.
-        expect_message(&mut s, b"request\0find_endp\0label\0nope\0\0");
-        s.write_all(b"status\x002\0property\0\0\0").unwrap();
+        hand_over(&mut s, file); // the server closes its copy once handed out
+                                 // Miss: no dummy follows; the next bytes are the next request.
+        answer_miss(&mut s, "nope");
         expect_message(&mut s, b"request\0find_endp\0label\0bad\0\0");
         s.write_all(b"status\x001\0property\0\0\0").unwrap();
         expect_silence(&mut s, Duration::from_millis(200));
@@ -115,15 +103,7 @@ fn find_endp_hit_and_miss_transcript() {
     assert_eq!(identity(found.fd.as_fd()), want);
     assert!(client.find_endp(b"nope").unwrap().is_none());
     let err = client.find_endp(b"bad").unwrap_err();
-    assert!(
-        matches!(
-            err,
-            scache_proto::ClientError::Refused {
-                status: Status::Bad
-            }
-        ),
-        "{err}"
-    );
+    assert_refused(err, Status::Bad);
     drop(client);
     server.join();
 }
@@ -151,12 +131,7 @@ fn save_dest_transcript() {
     let err = client
         .save_dest(Duration::from_millis(500), b"d", b"", b"e")
         .unwrap_err();
-    assert!(matches!(
-        err,
-        scache_proto::ClientError::Refused {
-            status: Status::Bad
-        }
-    ));
+    assert_refused(err, Status::Bad);
     server.join();
 }
 
@@ -176,9 +151,7 @@ fn find_dest_hit_and_miss_transcript() {
               property\0reuse_count=0\nendpoint_features=0\nexpire_time=1700000000\n\0\0",
         )
         .unwrap();
-        expect_message(&mut s, b"dummy\0\0\0");
-        send_fd(s.as_fd(), file.as_fd()).unwrap();
-        expect_message(&mut s, b"dummy\0\0\0");
+        hand_over(&mut s, file);
         expect_message(&mut s, b"request\0find_dest\0label\0x\0\0");
         s.write_all(b"status\x002\0property\0\0property\0\0\0")
             .unwrap();
@@ -214,12 +187,7 @@ fn stats_transcript() {
         ]
     );
     let err = client.stats().unwrap_err();
-    assert!(matches!(
-        err,
-        scache_proto::ClientError::Refused {
-            status: Status::Bad
-        }
-    ));
+    assert_refused(err, Status::Bad);
     assert!(!client.is_disabled());
     server.join();
 }

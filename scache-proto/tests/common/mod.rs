@@ -98,6 +98,34 @@ pub fn expect_message_for(s: &mut UnixStream, want: &[u8], what: &str) {
     assert_eq!(got, want, "{what} (bytes)");
 }
 
+/// The server side of a `find_endp` miss: the request for `label`, then
+/// `status 2` with an empty property.
+#[track_caller]
+pub fn answer_miss(s: &mut UnixStream, label: &str) {
+    let request = wire::text_message(&format!("request=find_endp label={label}"));
+    expect_message_for(s, &request, &format!("find_endp {label}"));
+    s.write_all(b"status\x002\0property\0\0\0").unwrap();
+}
+
+/// The server side of a hand-over after a `status 0` find reply: a dummy
+/// in, the descriptor out (the server's copy closed then), a dummy in.
+#[track_caller]
+pub fn hand_over(s: &mut UnixStream, fd: impl AsFd) {
+    expect_message_for(s, DUMMY, "the dummy before the descriptor");
+    scache_proto::unix::send_fd(s.as_fd(), fd.as_fd()).unwrap();
+    drop(fd);
+    expect_message_for(s, DUMMY, "the dummy after the descriptor");
+}
+
+/// Checks that `err` is the server's refusal with `status`.
+#[track_caller]
+pub fn assert_refused(err: scache_proto::ClientError, status: scache_proto::message::Status) {
+    assert!(
+        matches!(&err, scache_proto::ClientError::Refused { status: s } if *s == status),
+        "want a refusal with {status:?}, got {err}"
+    );
+}
+
 /// Checks the peer sends nothing more and closes (or stays silent for
 /// `wait`).
 pub fn expect_silence(s: &mut UnixStream, wait: Duration) {
