@@ -601,12 +601,28 @@ const ROWS: &[(&str, Scenario)] = &[
 // ---------------------------------------------------------------------------
 // The rows.
 
-fn row_unknown_request(r: &mut Row) {
+/// A row that is nothing but requests on one connection, each with its
+/// reply, then the in-sync probe and, where a malformed save came first,
+/// a check that it cached nothing under `nothing_saved_under`.
+fn malformed_row(r: &mut Row, cases: &[(&str, &str, &[u8])], nothing_saved_under: Option<&[u8]>) {
     let Some(mut p) = r.peer("connect") else {
         return;
     };
-    r.ask_all(
-        &mut p,
+    r.ask_all(&mut p, cases);
+    r.probe(&mut p, "next request on the same connection");
+    if let Some(label) = nothing_saved_under {
+        r.ask(
+            &mut p,
+            &format!("find_endp {} (nothing saved)", show(label)),
+            &find_endp_req(label),
+            MISS_ENDP,
+        );
+    }
+}
+
+fn row_unknown_request(r: &mut Row) {
+    malformed_row(
+        r,
         &[
             ("request=no_such_request", "request=no_such_request", BAD),
             // The whole message is consumed, whatever follows the name.
@@ -621,16 +637,13 @@ fn row_unknown_request(r: &mut Row) {
                 BAD,
             ),
         ],
+        None,
     );
-    r.probe(&mut p, "next request on the same connection");
 }
 
 fn row_no_request_attribute(r: &mut Row) {
-    let Some(mut p) = r.peer("connect") else {
-        return;
-    };
-    r.ask_all(
-        &mut p,
+    malformed_row(
+        r,
         &[
             ("label=x without request", "label=x", BAD),
             (
@@ -639,16 +652,13 @@ fn row_no_request_attribute(r: &mut Row) {
                 BAD,
             ),
         ],
+        None,
     );
-    r.probe(&mut p, "next request on the same connection");
 }
 
 fn row_missing_attributes(r: &mut Row) {
-    let Some(mut p) = r.peer("connect") else {
-        return;
-    };
-    r.ask_all(
-        &mut p,
+    malformed_row(
+        r,
         &[
             (
                 "save_endp without property",
@@ -672,14 +682,7 @@ fn row_missing_attributes(r: &mut Row) {
                 BAD,
             ),
         ],
-    );
-    r.probe(&mut p, "next request on the same connection");
-    // Nothing was cached by the malformed save.
-    r.ask(
-        &mut p,
-        "find_endp e (nothing saved)",
-        &find_endp_req(b"e"),
-        MISS_ENDP,
+        Some(b"e"),
     );
 }
 
@@ -774,11 +777,8 @@ fn row_duplicated_attributes(r: &mut Row) {
 }
 
 fn row_reordered_attributes(r: &mut Row) {
-    let Some(mut p) = r.peer("connect") else {
-        return;
-    };
-    r.ask_all(
-        &mut p,
+    malformed_row(
+        r,
         &[
             (
                 "save_endp label before ttl",
@@ -797,13 +797,7 @@ fn row_reordered_attributes(r: &mut Row) {
             ),
             ("label before request", "label=x request=find_endp", BAD),
         ],
-    );
-    r.probe(&mut p, "next request on the same connection");
-    r.ask(
-        &mut p,
-        "find_endp x (nothing saved)",
-        &find_endp_req(b"x"),
-        MISS_ENDP,
+        Some(b"x"),
     );
 }
 
