@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use common::{
     ask_stats, find_endp_req, find_reply, identity, measuring, ours, poll_until, save_endp_req,
-    sees_eof, session, show, start, Findings, Peer, Target,
+    sees_eof, session, settled_fd_count, show, start, Findings, Peer, Target,
 };
 use scache_proto::unix;
 use scache_testkit::harness::{
@@ -142,27 +142,14 @@ fn stats_of(h: &Harness) -> Result<std::collections::BTreeMap<String, u64>, Stri
     ask_stats(&mut c).map_err(|e| e.to_string())
 }
 
-/// The daemon's descriptor count once it stops changing.
-fn settled_fds(pid: i32) -> usize {
-    let count = || {
-        std::fs::read_dir(format!("/proc/{pid}/fd"))
-            .map(|d| d.count())
-            .unwrap_or(0)
-    };
-    let mut last = count();
-    let mut stable = 0;
-    let deadline = Instant::now() + Duration::from_secs(3);
-    while stable < 3 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(30));
-        let now = count();
-        if now == last {
-            stable += 1;
-        } else {
-            stable = 0;
-            last = now;
-        }
-    }
-    last
+/// Checks that the daemon's descriptor count comes back to `base` within
+/// 3 s; `step` (empty, or ending in ": ") prefixes the note and failure.
+fn check_fds_back(o: &mut Obs, h: &Harness, base: usize, step: &str) {
+    let now = fds_settle_to(h, base, Duration::from_secs(3));
+    o.note(format!("{step}descriptors {now} (baseline {base})"));
+    o.check(now == base, || {
+        format!("{step}{now} descriptors, baseline {base}")
+    });
 }
 
 /// Polls until the descriptor count is `want` (or `limit` passes);
@@ -298,7 +285,7 @@ fn child_client() {
 
 fn kill_after_find_reply(o: &mut Obs, program: &Path) {
     let h = start_daemon(program, &["connection_cache_ttl_limit=60s"]);
-    let base = settled_fds(h.pid());
+    let base = settled_fd_count(&h);
     let (a, far) = session();
     let id = identity(&a);
     let mut p = Peer::connect(&h);
@@ -327,18 +314,14 @@ fn kill_after_find_reply(o: &mut Obs, program: &Path) {
     ));
     o.check(ok, || format!("the session was not put back: {got:?}"));
     drop(p);
-    let now = fds_settle_to(&h, base, Duration::from_secs(3));
-    o.note(format!("descriptors {now} (baseline {base})"));
-    o.check(now == base, || {
-        format!("{now} descriptors, baseline {base}")
-    });
+    check_fds_back(o, &h, base, "");
     check_serves(o, &h);
     drop(far);
 }
 
 fn kill_after_receiving_descriptor(o: &mut Obs, program: &Path) {
     let h = start_daemon(program, &["connection_cache_ttl_limit=60s"]);
-    let base = settled_fds(h.pid());
+    let base = settled_fd_count(&h);
     let (a, far) = session();
     let mut p = Peer::connect(&h);
     let _ = save(&mut p.sock, "60", b"killed-holder", b"ph", a);
@@ -361,16 +344,13 @@ fn kill_after_receiving_descriptor(o: &mut Obs, program: &Path) {
         format!("{got:?}")
     });
     drop(p);
-    let now = fds_settle_to(&h, base, Duration::from_secs(3));
-    o.check(now == base, || {
-        format!("{now} descriptors, baseline {base}")
-    });
+    check_fds_back(o, &h, base, "");
     check_serves(o, &h);
 }
 
 fn kill_before_descriptor(o: &mut Obs, program: &Path) {
     let h = start_daemon(program, &[]);
-    let base = settled_fds(h.pid());
+    let base = settled_fd_count(&h);
     for mode in ["save", "partial"] {
         let child = ChildClient::spawn(h.socket_path(), mode, "killed-saver");
         let t0 = Instant::now();
@@ -391,11 +371,7 @@ fn kill_before_descriptor(o: &mut Obs, program: &Path) {
             format!("{mode}: find after kill: {got:?}")
         });
         drop(p);
-        let now = fds_settle_to(&h, base, Duration::from_secs(3));
-        o.note(format!("{mode}: descriptors {now} (baseline {base})"));
-        o.check(now == base, || {
-            format!("{mode}: {now} descriptors, baseline {base}")
-        });
+        check_fds_back(o, &h, base, &format!("{mode}: "));
     }
     check_serves(o, &h);
 }
@@ -838,7 +814,7 @@ fn fd_exhaustion_at(o: &mut Obs, program: &Path, limit: usize) {
         "daemon limit: {}",
         line.split_whitespace().collect::<Vec<_>>().join(" ")
     ));
-    let base = settled_fds(h.pid());
+    let base = settled_fd_count(&h);
     let inherited: Vec<usize> = std::fs::read_dir(format!("/proc/{}/fd", h.pid()))
         .map(|d| {
             d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())

@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 
 use common::{
     find_dest_req, find_endp_req, find_reply, identity, measuring, ours, req, save_dest_req,
-    save_endp_req, sees_eof, session, show, start, Findings, Peer, Target,
+    save_endp_req, sees_eof, session, settled_fd_count, show, start, Findings, Peer, Target,
 };
 use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
 use scache_proto::unix;
@@ -165,24 +165,6 @@ struct Row {
     far: Vec<OwnedFd>,
     /// Steps are not noted (the routine checks summarise themselves).
     quiet: bool,
-}
-
-/// Counts the daemon's descriptors once they stop changing.
-fn settled_fd_count(h: &Harness) -> usize {
-    let mut last = h.fd_count().expect("fd count");
-    let mut stable = 0;
-    let deadline = Instant::now() + Duration::from_secs(3);
-    while stable < 3 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(30));
-        let now = h.fd_count().expect("fd count");
-        if now == last {
-            stable += 1;
-        } else {
-            stable = 0;
-            last = now;
-        }
-    }
-    last
 }
 
 /// Raises this process's descriptor limit to its hard limit (the 1,000-

@@ -332,6 +332,25 @@ pub fn ask_stats(sock: &mut UnixStream) -> io::Result<BTreeMap<String, u64>> {
     Ok(wire::numbers(&reply))
 }
 
+/// The daemon's descriptor count once it has stopped changing (the same
+/// in three looks 30 ms apart, 3 s at most): a baseline to come back to.
+pub fn settled_fd_count(h: &Harness) -> usize {
+    let mut last = h.fd_count().expect("the daemon's descriptor count");
+    let mut stable = 0;
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while stable < 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(30));
+        let now = h.fd_count().expect("the daemon's descriptor count");
+        if now == last {
+            stable += 1;
+        } else {
+            stable = 0;
+            last = now;
+        }
+    }
+    last
+}
+
 /// How often [`poll_until`] looks.
 pub const POLL: Duration = Duration::from_millis(5);
 
