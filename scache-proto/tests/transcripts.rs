@@ -27,11 +27,17 @@ fn client_for(server: &FakeServer) -> Client {
     Client::with_config(config)
 }
 
-#[test]
-fn save_endp_transcript() {
+/// A file to pass as the session (its directory, the file, its identity).
+fn session_file() -> (scache_testkit::harness::TempDir, std::fs::File, (u64, u64)) {
     let dir = scache_testkit::harness::TempDir::new("transcript").unwrap();
     let file = unique_file(dir.path(), "session");
-    let want = identity(file.as_fd());
+    let id = identity(file.as_fd());
+    (dir, file, id)
+}
+
+#[test]
+fn save_endp_transcript() {
+    let (_dir, file, want) = session_file();
     let server = FakeServer::start(move |l| {
         let mut s = accept_greeted(&l);
         expect_message(
@@ -78,9 +84,7 @@ fn save_endp_fd_not_received_transcript() {
 
 #[test]
 fn find_endp_hit_and_miss_transcript() {
-    let dir = scache_testkit::harness::TempDir::new("transcript").unwrap();
-    let file = unique_file(dir.path(), "session");
-    let want = identity(file.as_fd());
+    let (_dir, file, want) = session_file();
     let server = FakeServer::start(move |l| {
         let mut s = accept_greeted(&l);
         // Hit.
@@ -90,8 +94,9 @@ fn find_endp_hit_and_miss_transcript() {
         );
         s.write_all(b"status\x000\0property\0reuse_count=0\nendpoint_features=0\nexpire_time=1700000000\n\0\0")
             .unwrap();
-        hand_over(&mut s, file); // the server closes its copy once handed out
-                                 // Miss: no dummy follows; the next bytes are the next request.
+        // The server closes its copy once handed out.
+        hand_over(&mut s, file);
+        // Miss: no dummy follows; the next bytes are the next request.
         answer_miss(&mut s, "nope");
         expect_message(&mut s, b"request\0find_endp\0label\0bad\0\0");
         s.write_all(b"status\x001\0property\0\0\0").unwrap();
@@ -137,9 +142,7 @@ fn save_dest_transcript() {
 
 #[test]
 fn find_dest_hit_and_miss_transcript() {
-    let dir = scache_testkit::harness::TempDir::new("transcript").unwrap();
-    let file = unique_file(dir.path(), "session");
-    let want = identity(file.as_fd());
+    let (_dir, file, want) = session_file();
     let server = FakeServer::start(move |l| {
         let mut s = accept_greeted(&l);
         expect_message(
