@@ -224,31 +224,28 @@ fn exact_bytes_against_postfix() {
     // save_endp: dummy, descriptor, status 0.
     let f = unique_file(dir.path(), "f");
     let f_id = identity(f.as_fd());
-    s.write_all(&msg(&[
-        (b"request", b"save_endp"),
-        (b"ttl", b"300"),
-        (b"label", b"ep\nx"),
-        (b"property", b"pp\n"),
-    ]))
+    s.write_all(&text_message(
+        "request=save_endp ttl=300 label=ep\nx property=pp\n",
+    ))
     .unwrap();
     expect_reply(&mut s, &ours(&|o| message::encode_dummy(o)));
     send_fd(s.as_fd(), f.as_fd()).unwrap();
     expect_reply(&mut s, &ours(&|o| message::encode_status(o, Status::Ok)));
 
     // find_endp hit: status 0 + property; dummy; descriptor; dummy.
-    s.write_all(&msg(&[(b"request", b"find_endp"), (b"label", b"ep\nx")]))
+    s.write_all(&text_message("request=find_endp label=ep\nx"))
         .unwrap();
     expect_reply(
         &mut s,
         &ours(&|o| message::encode_find_endp_reply(o, Status::Ok, b"pp\n")),
     );
-    s.write_all(&msg(&[(b"dummy", b"")])).unwrap();
+    s.write_all(&text_message("dummy=")).unwrap();
     let got = recv_fd(s.as_fd()).unwrap();
     assert_eq!(identity(got.as_fd()), f_id);
-    s.write_all(&msg(&[(b"dummy", b"")])).unwrap();
+    s.write_all(&text_message("dummy=")).unwrap();
 
     // find_endp miss: status 2 + empty property.
-    s.write_all(&msg(&[(b"request", b"find_endp"), (b"label", b"ep\nx")]))
+    s.write_all(&text_message("request=find_endp label=ep\nx"))
         .unwrap();
     expect_reply(
         &mut s,
@@ -256,18 +253,14 @@ fn exact_bytes_against_postfix() {
     );
 
     // save_dest: status 0.
-    s.write_all(&msg(&[
-        (b"request", b"save_dest"),
-        (b"ttl", b"300"),
-        (b"label", b"dest"),
-        (b"property", b"dp"),
-        (b"label", b"ep\nx"),
-    ]))
+    s.write_all(&text_message(
+        "request=save_dest ttl=300 label=dest property=dp label=ep\nx",
+    ))
     .unwrap();
     expect_reply(&mut s, &ours(&|o| message::encode_status(o, Status::Ok)));
 
     // find_dest miss (bound, but no session): status 2 + two empty properties.
-    s.write_all(&msg(&[(b"request", b"find_dest"), (b"label", b"dest")]))
+    s.write_all(&text_message("request=find_dest label=dest"))
         .unwrap();
     expect_reply(
         &mut s,
@@ -275,17 +268,14 @@ fn exact_bytes_against_postfix() {
     );
 
     // find_dest hit.
-    s.write_all(&msg(&[
-        (b"request", b"save_endp"),
-        (b"ttl", b"300"),
-        (b"label", b"ep\nx"),
-        (b"property", b"pp2"),
-    ]))
+    s.write_all(&text_message(
+        "request=save_endp ttl=300 label=ep\nx property=pp2",
+    ))
     .unwrap();
     expect_reply(&mut s, b"dummy\0\0\0");
     send_fd(s.as_fd(), f.as_fd()).unwrap();
     expect_reply(&mut s, b"status\x000\0\0");
-    s.write_all(&msg(&[(b"request", b"find_dest"), (b"label", b"dest")]))
+    s.write_all(&text_message("request=find_dest label=dest"))
         .unwrap();
     expect_reply(
         &mut s,
@@ -297,7 +287,7 @@ fn exact_bytes_against_postfix() {
     s.write_all(b"dummy\0\0\0").unwrap();
 
     // Unknown request: status 1.
-    s.write_all(&msg(&[(b"request", b"no_such_request")]))
+    s.write_all(&text_message("request=no_such_request"))
         .unwrap();
     expect_reply(
         &mut s,
@@ -306,12 +296,8 @@ fn exact_bytes_against_postfix() {
 
     // Extra attributes after the expected ones are tolerated (served).
     let mut e = conn(&h);
-    e.write_all(&msg(&[
-        (b"request", b"find_endp"),
-        (b"label", b"none"),
-        (b"extra", b"v"),
-    ]))
-    .unwrap();
+    e.write_all(&text_message("request=find_endp label=none extra=v"))
+        .unwrap();
     expect_reply(
         &mut e,
         &ours(&|o| message::encode_find_endp_reply(o, Status::Fail, b"")),
@@ -320,13 +306,8 @@ fn exact_bytes_against_postfix() {
     assert!(h.wait_for_log("unexpected attribute extra", T));
 
     // save_endp with an fd-less byte where the descriptor should be: status 2.
-    s.write_all(&msg(&[
-        (b"request", b"save_endp"),
-        (b"ttl", b"300"),
-        (b"label", b"x"),
-        (b"property", b""),
-    ]))
-    .unwrap();
+    s.write_all(&text_message("request=save_endp ttl=300 label=x property="))
+        .unwrap();
     expect_reply(&mut s, b"dummy\0\0\0");
     s.write_all(b"\0").unwrap();
     expect_reply(&mut s, &ours(&|o| message::encode_status(o, Status::Fail)));
