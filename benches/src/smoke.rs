@@ -1,7 +1,13 @@
 //! CI smoke run of the load generator: a few hundred cycles of every
-//! workload against the floor server, Postfix's daemon (when installed;
-//! required when `SCACHE_REQUIRE_POSTFIX=1`) and our daemon (when built),
+//! workload against the floor server, Postfix's daemon and our daemon,
 //! checking correctness only, never speed.
+//!
+//! A gate, not a courtesy: our daemon must be the binary built next to the
+//! load generator (same profile; `.ci/run` builds and runs it in release
+//! mode) or `SCACHE_OURS`, and it must be newer than every source it is
+//! made of; otherwise the test fails and says how to build it. Postfix's
+//! daemon may be left out only outside CI and without
+//! `SCACHE_REQUIRE_POSTFIX=1`, and the test then prints a `SKIPPED:` line.
 
 use std::path::Path;
 use std::process::Command;
@@ -39,29 +45,60 @@ fn is_fresh(bin: &Path) -> bool {
 fn load_generator_smoke() {
     let load = env!("CARGO_BIN_EXE_scache-load");
     let floor = env!("CARGO_BIN_EXE_scache-floor");
-    let mut cmd = Command::new(load);
-    cmd.arg("--smoke").arg("--floor").arg(floor);
-    // Our daemon, when the workspace built it into the same target
-    // directory (cargo test --workspace does).
-    // An explicit SCACHE_OURS is always used.
-    let ours = Path::new(load).with_file_name("scache");
-    if std::env::var_os("SCACHE_OURS").is_none() {
-        if is_fresh(&ours) {
-            cmd.arg("--ours").arg(&ours);
-        } else {
-            eprintln!(
-                "note: {} is missing or older than its sources: our daemon is not checked \
-                 (cargo build -p scache-bin, or set SCACHE_OURS)",
-                ours.display()
-            );
-            cmd.arg("--ours").arg("/nonexistent/scache");
+    // Our daemon: an explicit SCACHE_OURS, else the one cargo built into
+    // the same target directory and profile as the load generator.
+    let ours = match std::env::var_os("SCACHE_OURS") {
+        Some(p) => {
+            let p = std::path::PathBuf::from(p);
+            assert!(p.is_file(), "SCACHE_OURS={} is not a file", p.display());
+            p
         }
-    }
-    let out = cmd.output().expect("run scache-load --smoke");
+        None => {
+            let p = Path::new(load).with_file_name("scache");
+            let release = p
+                .parent()
+                .and_then(|d| d.file_name())
+                .is_some_and(|d| d == "release");
+            let flag = if release { " --release" } else { "" };
+            assert!(
+                is_fresh(&p),
+                "{} is missing or older than its sources, so the smoke run would not check \
+                 our daemon: build it first (cargo build{flag} -p scache-bin -p scache-benches, \
+                 then cargo test{flag} -p scache-benches --test smoke), or set SCACHE_OURS",
+                p.display()
+            );
+            p
+        }
+    };
+    let out = Command::new(load)
+        .arg("--smoke")
+        .arg("--floor")
+        .arg(floor)
+        .arg("--ours")
+        .arg(&ours)
+        .output()
+        .expect("run scache-load --smoke");
     let stderr = String::from_utf8_lossy(&out.stderr);
     eprintln!("{stderr}");
     assert!(out.status.success(), "scache-load --smoke failed: {stderr}");
-    assert!(stderr.contains("smoke ok: floor"), "{stderr}");
+    for daemon in ["floor", "ours"] {
+        assert!(
+            stderr.contains(&format!("smoke ok: {daemon:8}")),
+            "{daemon} was not checked:\n{stderr}"
+        );
+    }
+    assert!(
+        stderr.contains("scache-load --smoke: all checks passed"),
+        "{stderr}"
+    );
+    if !stderr.contains("smoke ok: postfix ") {
+        let in_ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false");
+        eprintln!("SKIPPED: Postfix's daemon was not checked (install Debian's postfix)");
+        assert!(
+            !in_ci,
+            "Postfix's daemon was not checked, and CI must not skip it:\n{stderr}"
+        );
+    }
 }
 
 #[test]

@@ -11,31 +11,16 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use scache_testkit::harness::TempDir;
-
-fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + limit;
-    while Instant::now() < end {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    f()
-}
+use scache_testkit::harness::{Harness, TempDir};
 
 #[test]
 fn a_cached_connection_whose_peer_closes_is_evicted_at_once() {
-    let h = start(&ours(), &["connection_cache_ttl_limit=60s"]);
-    let mut peer = Peer::connect(&h);
-    let (cached, far) = session();
-    assert_eq!(peer.save_endp("60", b"e", b"p", cached), b"status\x000\0\0");
-    let with_session = h.fd_count().unwrap();
-    drop(far); // the remote server hangs up
-    assert!(
-        wait_until(Duration::from_secs(2), || h.fd_count().unwrap()
-            < with_session),
-        "the daemon must close the dead session"
+    let (h, mut peer, _, with_session, _) =
+        cached_then_hung_up(&["connection_cache_ttl_limit=60s"]);
+    wait_for(
+        Duration::from_secs(2),
+        "the daemon to close the dead session",
+        || h.fd_count().unwrap() < with_session,
     );
     let (reply, fd) = peer.find_endp(b"e");
     assert_eq!(show(&reply), "status\\02\\0property\\0\\0\\0");
@@ -55,7 +40,11 @@ fn a_cached_connection_whose_peer_says_421_is_evicted_at_once() {
     let mut far = UnixStream::from(far);
     far.write_all(b"421 4.3.2 Service shutting down\r\n")
         .unwrap();
-    assert!(wait_until(Duration::from_secs(2), || h.fd_count().unwrap() < before));
+    wait_for(
+        Duration::from_secs(2),
+        "the daemon to close the session whose peer said 421",
+        || h.fd_count().unwrap() < before,
+    );
     // The dead one is gone; the healthy one is handed out.
     let (reply, fd) = peer.find_endp(b"e");
     assert_eq!(show(&reply), "status\\00\\0property\\0p2\\0\\0");
@@ -63,21 +52,54 @@ fn a_cached_connection_whose_peer_says_421_is_evicted_at_once() {
     drop(kept_far);
 }
 
-#[test]
-fn eviction_can_be_turned_off() {
-    let h = start(
-        &ours(),
-        &[
-            "connection_cache_ttl_limit=60s",
-            "scache_dead_connection_eviction=no",
-        ],
-    );
+/// A daemon with `overrides`, one session cached under `e` whose remote
+/// end then hangs up: (daemon, client, the session's identity, the
+/// daemon's descriptor count with the session, when the peer hung up).
+fn cached_then_hung_up(overrides: &[&str]) -> (Harness, Peer, (u64, u64), usize, Instant) {
+    let h = start(&ours(), overrides);
     let mut peer = Peer::connect(&h);
     let (cached, far) = session();
     let id = identity(&cached);
     assert_eq!(peer.save_endp("60", b"e", b"p", cached), b"status\x000\0\0");
+    let with_session = h.fd_count().unwrap();
+    let hung_up = Instant::now();
     drop(far);
-    std::thread::sleep(Duration::from_millis(300));
+    (h, peer, id, with_session, hung_up)
+}
+
+#[test]
+fn eviction_can_be_turned_off() {
+    // The same set-up with eviction on closes the dead session: how long
+    // that took bounds from below how long the negative must be watched.
+    let (h, mut peer, _, with_session, hung_up) =
+        cached_then_hung_up(&["connection_cache_ttl_limit=60s"]);
+    wait_for(
+        Duration::from_secs(2),
+        "the dead session to be evicted with eviction on",
+        || h.fd_count().unwrap() < with_session,
+    );
+    let took = hung_up.elapsed();
+    let (reply, fd) = peer.find_endp(b"e");
+    assert_eq!(show(&reply), "status\\02\\0property\\0\\0\\0");
+    assert!(fd.is_none());
+    drop((peer, h));
+
+    // Off: nothing happens within three times that (and 300 ms at least),
+    // timed from the hang-up.
+    let watch = (took * 3).max(Duration::from_millis(300));
+    let (h, mut peer, id, with_session, hung_up) = cached_then_hung_up(&[
+        "connection_cache_ttl_limit=60s",
+        "scache_dead_connection_eviction=no",
+    ]);
+    while hung_up.elapsed() < watch {
+        assert_eq!(
+            h.fd_count().unwrap(),
+            with_session,
+            "a descriptor was closed {:?} after the hang-up with eviction off (on, it took {took:?})",
+            hung_up.elapsed()
+        );
+        std::thread::sleep(POLL);
+    }
     let (_, fd) = peer.find_endp(b"e");
     assert_eq!(identity(fd.expect("kept, as Postfix would")), id);
 }
@@ -104,7 +126,9 @@ fn standalone(dir: &Path, extra: &[&str]) -> (Standalone, PathBuf) {
         .args(extra)
         .stderr(Stdio::null());
     let child = Standalone(cmd.spawn().expect("spawn"));
-    assert!(wait_until(Duration::from_secs(5), || sock.exists()));
+    wait_for(Duration::from_secs(5), "the standalone socket", || {
+        sock.exists()
+    });
     (child, sock)
 }
 
@@ -271,15 +295,84 @@ fn a_session_put_back_is_still_watched() {
     let reply = taker.ask(&req(&[b"request", b"find_endp", b"label", b"e"]));
     assert!(reply.starts_with(b"status\x000\0"));
     drop(taker);
-    std::thread::sleep(Duration::from_millis(200));
+    wait_for(
+        Duration::from_secs(5),
+        "the session to be put back after its taker vanished",
+        || saver.stats()["put_backs"] == 1,
+    );
     let with_session = h.fd_count().unwrap();
     drop(far);
-    assert!(
-        wait_until(Duration::from_secs(2), || h.fd_count().unwrap()
-            < with_session),
-        "the put-back session must still be watched"
+    wait_for(
+        Duration::from_secs(2),
+        "the put-back session, still watched, to be closed",
+        || h.fd_count().unwrap() < with_session,
     );
     let (reply, fd) = saver.find_endp(b"e");
     assert_eq!(show(&reply), "status\\02\\0property\\0\\0\\0");
     assert!(fd.is_none());
+}
+
+/// `connection_cache_ttl_limit` caps the TTL a client asks for, without
+/// Postfix to compare with (the backend's unit tests check the clamp
+/// itself). Two daemons, so that the test fails both when the cap is gone
+/// (a 3600 s session under a 1 s limit would stay) and when it is applied
+/// where it must not be (a 2 s session under a 3 s limit would go at 1 s).
+#[test]
+fn the_ttl_limit_caps_the_ttl_a_client_asks_for() {
+    const OK: &[u8] = b"status\x000\0\0";
+    const MISS: &str = "status\\02\\0property\\0\\0\\0";
+
+    // Capped: asked 3600 s, limit 1 s.
+    let h = start(&ours(), &["connection_cache_ttl_limit=1s"]);
+    let mut p = Peer::connect(&h);
+    let (cached, _far) = session();
+    let saved = Instant::now();
+    assert_eq!(p.save_endp("3600", b"capped", b"p", cached), OK);
+    wait_for(
+        Duration::from_secs(5),
+        "the session saved with ttl 3600 to expire under a 1 s limit",
+        || p.stats()["expired_sessions"] == 1,
+    );
+    let took = saved.elapsed();
+    let (reply, fd) = p.find_endp(b"capped");
+    assert_eq!(show(&reply), MISS, "expired after {took:?}");
+    assert!(fd.is_none());
+    let stats = p.stats();
+    assert_eq!(stats["expired_sessions"], 1, "{stats:?}");
+    assert_eq!(stats["sess_count"], 0, "{stats:?}");
+    drop(p);
+    drop(h);
+
+    // Not capped: asked 2 s, limit 3 s: still there at 1.2 s. The session
+    // cannot expire before 2 s after `saved` (the daemon saw the save
+    // after that), so a reply that came back within that shows it; on a
+    // machine too slow for that the round is tried again.
+    let h = start(&ours(), &["connection_cache_ttl_limit=3s"]);
+    let mut p = Peer::connect(&h);
+    let mut shown = false;
+    for round in 0..3 {
+        let label = format!("uncapped-{round}");
+        let (cached, _far) = session();
+        let id = identity(&cached);
+        let saved = Instant::now();
+        assert_eq!(p.save_endp("2", label.as_bytes(), b"p", cached), OK);
+        std::thread::sleep(
+            (saved + Duration::from_millis(1200)).saturating_duration_since(Instant::now()),
+        );
+        let (reply, fd) = p.find_endp(label.as_bytes());
+        let answered = saved.elapsed();
+        if answered >= Duration::from_millis(1900) {
+            eprintln!("round {round}: answered only after {answered:?}: inconclusive, again");
+            continue;
+        }
+        assert_eq!(
+            show(&reply),
+            "status\\00\\0property\\0p\\0\\0",
+            "a session saved with ttl 2 under a 3 s limit, looked for after {answered:?}"
+        );
+        assert_eq!(identity(fd.expect("the descriptor")), id);
+        shown = true;
+        break;
+    }
+    assert!(shown, "the machine never answered within 1.9 s of a save");
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use common::*;
 use scache_testkit::harness::postfix_scache_for_test;
+use scache_testkit::wire::text_message;
 
 /// Runs a scenario against a daemon and returns its transcript: every reply
 /// as text, and for every descriptor received which saved one it is.
@@ -156,105 +157,26 @@ fn operations(peer: &mut Peer, log: &mut Vec<String>, saved: &mut Saved) {
     find_endp(peer, log, saved, b"");
 }
 
-/// Malformed requests from the spec (those both daemons answer alike).
+/// Malformed requests from the spec (those both daemons answer alike),
+/// then a good one: still in sync afterwards. Each transcript line names
+/// its request.
 fn malformed(peer: &mut Peer, log: &mut Vec<String>, _saved: &mut Saved) {
-    raw(
-        peer,
-        log,
-        &req(&[
-            b"request",
-            b"save_endp",
-            b"ttl",
-            b"0",
-            b"label",
-            b"x",
-            b"property",
-            b"p",
-        ]),
-    );
-    raw(
-        peer,
-        log,
-        &req(&[
-            b"request",
-            b"save_endp",
-            b"ttl",
-            b"-5",
-            b"label",
-            b"x",
-            b"property",
-            b"p",
-        ]),
-    );
-    raw(
-        peer,
-        log,
-        &req(&[
-            b"request",
-            b"save_endp",
-            b"ttl",
-            b"4294967296",
-            b"label",
-            b"x",
-            b"property",
-            b"p",
-        ]),
-    );
-    raw(
-        peer,
-        log,
-        &req(&[
-            b"request",
-            b"save_endp",
-            b"ttl",
-            b"abc",
-            b"label",
-            b"x",
-            b"property",
-            b"p",
-        ]),
-    );
-    raw(
-        peer,
-        log,
-        &req(&[b"request", b"save_endp", b"ttl", b"5", b"label", b"x"]),
-    );
-    raw(
-        peer,
-        log,
-        &req(&[
-            b"request",
-            b"save_dest",
-            b"ttl",
-            b"0",
-            b"label",
-            b"d",
-            b"property",
-            b"p",
-            b"label",
-            b"e",
-        ]),
-    );
-    raw(
-        peer,
-        log,
-        &req(&[
-            b"request",
-            b"save_dest",
-            b"ttl",
-            b"5",
-            b"label",
-            b"d",
-            b"property",
-            b"p",
-        ]),
-    );
-    raw(peer, log, &req(&[b"request", b"find_endp"]));
-    raw(peer, log, &req(&[b"request", b"find_dest"]));
-    raw(peer, log, &req(&[b"request", b"bogus"]));
-    raw(peer, log, &req(&[b"request", b"FIND_ENDP", b"label", b"x"]));
-    // still in sync afterwards
-    raw(peer, log, &req(&[b"request", b"find_endp", b"label", b"x"]));
+    for request in [
+        "request=save_endp ttl=0 label=x property=p",
+        "request=save_endp ttl=-5 label=x property=p",
+        "request=save_endp ttl=4294967296 label=x property=p",
+        "request=save_endp ttl=abc label=x property=p",
+        "request=save_endp ttl=5 label=x",
+        "request=save_dest ttl=0 label=d property=p label=e",
+        "request=save_dest ttl=5 label=d property=p",
+        "request=find_endp",
+        "request=find_dest",
+        "request=bogus",
+        "request=FIND_ENDP label=x",
+        "request=find_endp label=x",
+    ] {
+        raw(peer, log, &text_message(request));
+    }
 }
 
 fn compare(name: &str, scenario: fn(&mut Peer, &mut Vec<String>, &mut Saved)) -> Vec<String> {

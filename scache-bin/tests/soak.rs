@@ -21,16 +21,17 @@
 mod common;
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::{identity, ours, req, session, show, start};
+use common::{ask_stats, identity, ours, poll_until, req, session, show, start};
 use scache_proto::unix;
 use scache_testkit::harness::Harness;
+use scache_testkit::wire;
 
 const ENV_SECS: &str = "SCACHE_SOAK_SECS";
 const DEFAULT_SECS: u64 = 60;
@@ -62,59 +63,6 @@ impl Rng {
     fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
-}
-
-/// Reads one attribute list.
-fn read_msg(sock: &mut UnixStream) -> io::Result<Vec<u8>> {
-    let mut got = Vec::new();
-    let mut byte = [0u8; 1];
-    let mut at_name_start = true;
-    let mut in_name = true;
-    loop {
-        if sock.read(&mut byte)? == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                format!("EOF after `{}`", show(&got)),
-            ));
-        }
-        got.push(byte[0]);
-        if byte[0] == 0 {
-            if in_name && at_name_start {
-                return Ok(got);
-            }
-            in_name = !in_name;
-            at_name_start = in_name;
-        } else {
-            at_name_start = false;
-        }
-    }
-}
-
-/// Parses a `stats` reply into name -> value.
-fn parse_stats(reply: &[u8]) -> BTreeMap<String, u64> {
-    let parts: Vec<&[u8]> = reply.split(|&b| b == 0).collect();
-    let mut out = BTreeMap::new();
-    let mut i = 0;
-    while i + 1 < parts.len() && !parts[i].is_empty() {
-        let name = String::from_utf8_lossy(parts[i]).into_owned();
-        if let Ok(v) = String::from_utf8_lossy(parts[i + 1]).parse() {
-            out.insert(name, v);
-        }
-        i += 2;
-    }
-    out
-}
-
-fn ask_stats(sock: &mut UnixStream) -> io::Result<BTreeMap<String, u64>> {
-    sock.write_all(&req(&[b"request", b"stats"]))?;
-    let reply = read_msg(sock)?;
-    if !reply.starts_with(b"status\x000\0") {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("stats: `{}`", show(&reply)),
-        ));
-    }
-    Ok(parse_stats(&reply))
 }
 
 /// What the clients saw, to compare with the daemon's counters.
@@ -274,7 +222,7 @@ impl Client<'_> {
                 ]);
                 let s = self.sock().map_err(|e| e.to_string())?;
                 s.write_all(&request).map_err(|e| e.to_string())?;
-                let r = read_msg(s).map_err(|e| e.to_string())?;
+                let r = wire::read_message(s).map_err(|e| e.to_string())?;
                 if r != OK {
                     return Err(format!("save_dest: `{}`", show(&r)));
                 }
@@ -297,7 +245,7 @@ impl Client<'_> {
                     b"never",
                 ]))
                 .map_err(|e| e.to_string())?;
-                let r = read_msg(s).map_err(|e| e.to_string())?;
+                let r = wire::read_message(s).map_err(|e| e.to_string())?;
                 if r != DUMMY {
                     return Err(format!("save_endp: `{}`", show(&r)));
                 }
@@ -346,7 +294,7 @@ impl Client<'_> {
                 let s = self.sock().map_err(|e| e.to_string())?;
                 s.write_all(&req(&[b"request", b"find_endp", b"label", b"never saved"]))
                     .map_err(|e| e.to_string())?;
-                let r = read_msg(s).map_err(|e| e.to_string())?;
+                let r = wire::read_message(s).map_err(|e| e.to_string())?;
                 if r != MISS_ENDP {
                     return Err(format!("find_endp (never saved): `{}`", show(&r)));
                 }
@@ -375,14 +323,14 @@ impl Client<'_> {
             &prop,
         ]))
         .map_err(|e| e.to_string())?;
-        let r = read_msg(s).map_err(|e| e.to_string())?;
+        let r = wire::read_message(s).map_err(|e| e.to_string())?;
         if r != DUMMY {
             return Err(format!("save_endp: `{}`", show(&r)));
         }
         sh.live.lock().unwrap().insert(id, (e.to_vec(), prop));
         unix::send_fd(s.as_fd(), a.as_fd()).map_err(|e| e.to_string())?;
         drop(a);
-        let r = read_msg(s).map_err(|e| e.to_string())?;
+        let r = wire::read_message(s).map_err(|e| e.to_string())?;
         if r == OK {
             sh.seen.saves_ok.fetch_add(1, Ordering::Relaxed);
         } else if r == b"status\x002\0\0" {
@@ -402,7 +350,7 @@ impl Client<'_> {
         let s = self.sock().map_err(|e| e.to_string())?;
         s.write_all(&req(&[b"request", b"find_endp", b"label", e]))
             .map_err(|e| e.to_string())?;
-        let r = read_msg(s).map_err(|e| e.to_string())?;
+        let r = wire::read_message(s).map_err(|e| e.to_string())?;
         if r == MISS_ENDP {
             self.sh.seen.misses.fetch_add(1, Ordering::Relaxed);
             return Ok(Step::Continue);
@@ -422,7 +370,7 @@ impl Client<'_> {
         let s = self.sock().map_err(|e| e.to_string())?;
         s.write_all(&req(&[b"request", b"find_dest", b"label", d]))
             .map_err(|e| e.to_string())?;
-        let r = read_msg(s).map_err(|e| e.to_string())?;
+        let r = wire::read_message(s).map_err(|e| e.to_string())?;
         if r == MISS_DEST {
             self.sh.seen.misses.fetch_add(1, Ordering::Relaxed);
             return Ok(Step::Continue);
@@ -534,7 +482,7 @@ fn soak() {
     h.wait_ready(Duration::from_secs(20)).expect("daemon ready");
     std::thread::sleep(Duration::from_millis(200));
     let fds0 = h.fd_count().unwrap();
-    let rss0 = h.rss_kib().unwrap();
+    let rss0 = h.rss_kib().expect("the daemon's RSS at the start");
     let mut monitor = h.connect().unwrap();
     monitor
         .set_read_timeout(Some(Duration::from_secs(10)))
@@ -576,11 +524,20 @@ fn soak() {
         // Monitor: the counters add up at every poll; peaks.
         while t0.elapsed() < duration {
             std::thread::sleep(Duration::from_millis(1000));
-            peak_fds = peak_fds.max(h.fd_count().unwrap_or(0));
-            let rss = h.rss_kib().unwrap_or(0);
-            peak_rss = peak_rss.max(rss);
-            if rss_mid.is_none() && t0.elapsed() >= duration / 4 {
-                rss_mid = Some(rss);
+            // A failed read is an error, not a zero (the clients must be
+            // stopped before this thread may panic).
+            match h.fd_count() {
+                Ok(n) => peak_fds = peak_fds.max(n),
+                Err(e) => sh.error(format!("monitor: the daemon's descriptors: {e}")),
+            }
+            match h.rss_kib() {
+                Ok(rss) => {
+                    peak_rss = peak_rss.max(rss);
+                    if rss_mid.is_none() && t0.elapsed() >= duration / 4 {
+                        rss_mid = Some(rss);
+                    }
+                }
+                Err(e) => sh.error(format!("monitor: the daemon's RSS: {e}")),
             }
             match ask_stats(&mut monitor) {
                 Ok(st) => {
@@ -621,19 +578,20 @@ fn soak() {
     );
 
     // Everything cached expires within the ttl limit (3 s) once the
-    // clients are gone; closed far ends are evicted at once.
-    std::thread::sleep(Duration::from_millis(3500));
-    let end = ask_stats(&mut monitor).expect("final stats");
-    let fds_end = {
-        let deadline = Instant::now() + Duration::from_secs(3);
-        let mut n = h.fd_count().unwrap_or(0);
-        while n != fds0 + 1 && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-            n = h.fd_count().unwrap_or(0);
-        }
-        n
-    };
-    let rss_end = h.rss_kib().unwrap_or(0);
+    // clients are gone, and closed far ends are evicted at once: wait (10 s
+    // at most) until the daemon holds no session and only the monitor is
+    // connected, then check everything on the last counters read.
+    let mut end = BTreeMap::new();
+    poll_until(Duration::from_secs(10), || {
+        end = ask_stats(&mut monitor).expect("final stats");
+        (end.get("sess_count") == Some(&0) && end.get("clients") == Some(&1)).then_some(())
+    });
+    let mut fds_end = 0;
+    poll_until(Duration::from_secs(3), || {
+        fds_end = h.fd_count().expect("the daemon's descriptors at the end");
+        (fds_end == fds0 + 1).then_some(())
+    });
+    let rss_end = h.rss_kib().expect("the daemon's RSS at the end");
     let evictions: BTreeMap<&String, &u64> = end
         .iter()
         .filter(|(k, v)| k.starts_with("evicted_sessions_") && **v > 0)

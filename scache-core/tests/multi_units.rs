@@ -29,6 +29,11 @@ fn setup(limits: Limits) -> T {
     }
 }
 
+/// An eviction record, as `drain_evictions` yields it.
+fn ev(evicted: Evicted, cause: EvictionCause) -> Eviction {
+    Eviction { evicted, cause }
+}
+
 fn secs(s: u64) -> Duration {
     Duration::from_secs(s)
 }
@@ -77,10 +82,7 @@ fn session_limit_evicts_the_session_closest_to_expiry() {
     assert_eq!(t.log.take(), vec![2]);
     assert_eq!(
         t.evictions(),
-        vec![Eviction {
-            evicted: Evicted::Session(h2),
-            cause: EvictionCause::SessionLimit
-        }]
+        vec![ev(Evicted::Session(h2), EvictionCause::SessionLimit)]
     );
     assert!(!t.cache.contains_session(h2));
     assert_eq!(
@@ -130,10 +132,7 @@ fn endpoint_limit_evicts_the_endpoints_oldest_session() {
     assert_eq!(t.log.take(), vec![1]);
     assert_eq!(
         t.evictions(),
-        vec![Eviction {
-            evicted: Evicted::Session(h1),
-            cause: EvictionCause::EndpointLimit
-        }]
+        vec![ev(Evicted::Session(h1), EvictionCause::EndpointLimit)]
     );
     assert_eq!(t.find("e"), Some(2));
     assert_eq!(t.find("e"), Some(4));
@@ -153,10 +152,7 @@ fn destination_limit_drops_the_oldest_binding_but_refresh_adds_nothing() {
     assert_eq!(t.bind(2, "d", "p", "e3"), SaveDestOutcome::Added);
     assert_eq!(
         t.evictions(),
-        vec![Eviction {
-            evicted: Evicted::Binding,
-            cause: EvictionCause::DestinationLimit
-        }]
+        vec![ev(Evicted::Binding, EvictionCause::DestinationLimit)]
     );
     assert_eq!(t.cache.binding_count(), 2);
     // e1's binding went: a session there is not found through d.
@@ -185,10 +181,7 @@ fn label_limit_drops_the_least_recently_saved_to_label_and_all_under_it() {
     let h3 = t.save(2, "e1", 3);
     t.save(2, "e2", 4);
     assert_eq!(t.log.take(), Vec::<u32>::new());
-    let binding = Eviction {
-        evicted: Evicted::Binding,
-        cause: EvictionCause::LabelLimit,
-    };
+    let binding = ev(Evicted::Binding, EvictionCause::LabelLimit);
     assert_eq!(t.evictions(), vec![binding, binding]);
     assert_eq!(
         t.cache.size(),
@@ -201,11 +194,11 @@ fn label_limit_drops_the_least_recently_saved_to_label_and_all_under_it() {
     // Now e1 is the oldest: a new destination pushes it out, every session.
     t.bind(2, "d2", "p", "e2");
     assert_eq!(t.log.take(), vec![1, 2, 3]);
-    let ev = |h| Eviction {
-        evicted: Evicted::Session(h),
-        cause: EvictionCause::LabelLimit,
-    };
-    assert_eq!(t.evictions(), vec![ev(h1), ev(h2), ev(h3)]);
+    let by_label = |h| ev(Evicted::Session(h), EvictionCause::LabelLimit);
+    assert_eq!(
+        t.evictions(),
+        vec![by_label(h1), by_label(h2), by_label(h3)]
+    );
     assert_eq!(
         t.cache.size(),
         CacheSize {
@@ -685,10 +678,7 @@ fn enabling_the_label_limit_later_keeps_the_save_order() {
     t.save(100, "c", 4);
     assert_eq!(
         t.evictions(),
-        vec![Eviction {
-            evicted: Evicted::Binding,
-            cause: EvictionCause::LabelLimit
-        }]
+        vec![ev(Evicted::Binding, EvictionCause::LabelLimit)]
     );
     t.save(100, "e", 5);
     assert_eq!(t.log.take(), vec![2]); // then b

@@ -42,12 +42,12 @@ fn serve_hit(
     go: &mpsc::Receiver<()>,
     session: &OwnedFd,
 ) {
-    expect_bytes(s, request);
+    expect_message(s, request);
     s.write_all(reply).unwrap();
-    expect_bytes(s, DUMMY);
+    expect_message(s, DUMMY);
     go.recv().unwrap();
     send_fd(s.as_fd(), session.as_fd()).unwrap();
-    expect_bytes(s, DUMMY);
+    expect_message(s, DUMMY);
 }
 
 #[test]
@@ -69,7 +69,7 @@ fn cancelled_find_endp_saves_the_session_back() {
         );
         drop(cached);
         // The finishing task saves it back, on the same connection.
-        expect_bytes(
+        expect_message(
             &mut s,
             b"request\0save_endp\0ttl\x002\0label\0e\0property\0p\0\0",
         );
@@ -149,7 +149,7 @@ fn cancelled_before_the_reply_closes_the_connection_only() {
     let (go_tx, go) = mpsc::channel::<()>();
     let server = FakeServer::start(move |l| {
         let mut s = accept_greeted(&l);
-        expect_bytes(&mut s, b"request\0find_endp\0label\0e\0\0");
+        expect_message(&mut s, b"request\0find_endp\0label\0e\0\0");
         go.recv().unwrap();
         // The client is gone before the reply: it never asks for the
         // descriptor, which stays with the server.

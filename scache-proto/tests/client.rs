@@ -126,15 +126,13 @@ fn first_try_fails_second_succeeds() {
         // First connection: greeting, then close in the middle of the exchange.
         let mut s = accept_greeted(&l);
         seen.fetch_add(1, Ordering::SeqCst);
-        expect_bytes(&mut s, b"request\0find_endp\0label\0e\0\0");
+        expect_message(&mut s, b"request\0find_endp\0label\0e\0\0");
         drop(s);
         // Second connection: serve properly.
         let mut s = accept_greeted(&l);
         seen.fetch_add(1, Ordering::SeqCst);
-        expect_bytes(&mut s, b"request\0find_endp\0label\0e\0\0");
-        s.write_all(b"status\x002\0property\0\0\0").unwrap();
-        expect_bytes(&mut s, b"request\0find_endp\0label\0e\0\0");
-        s.write_all(b"status\x002\0property\0\0\0").unwrap();
+        answer_miss(&mut s, "e");
+        answer_miss(&mut s, "e");
     });
     let mut client = Client::with_config(config(server.path()));
     assert!(client.find_endp(b"e").unwrap().is_none());
@@ -148,15 +146,17 @@ fn first_try_fails_second_succeeds() {
 #[test]
 fn timeout_twice_pauses() {
     init_log();
-    let server = FakeServer::start(|l| {
-        // Greets, reads the request, never answers (twice).
+    let (done, client_done) = std::sync::mpsc::channel::<()>();
+    let server = FakeServer::start(move |l| {
+        // Greets, reads the request, never answers (twice), and holds the
+        // connections until the client has given up.
         let mut held = Vec::new();
         for _ in 0..2 {
             let mut s = accept_greeted(&l);
-            expect_bytes(&mut s, b"request\0find_dest\0label\0d\0\0");
+            expect_message(&mut s, b"request\0find_dest\0label\0d\0\0");
             held.push(s);
         }
-        std::thread::sleep(Duration::from_millis(500));
+        let _ = client_done.recv_timeout(Duration::from_secs(10));
     });
     let mut c = config(server.path());
     c.timeout = Duration::from_millis(150);
@@ -174,22 +174,27 @@ fn timeout_twice_pauses() {
         client.find_dest(b"d"),
         Err(ClientError::Unavailable { .. })
     ));
+    done.send(()).unwrap();
     server.join();
 }
 
 #[test]
 fn no_greeting_times_out() {
     init_log();
-    let server = FakeServer::start(|l| {
+    let (done, client_done) = std::sync::mpsc::channel::<()>();
+    let server = FakeServer::start(move |l| {
+        // Accepts twice and stays silent until the client has given up.
         let (_a, _) = l.accept().unwrap();
         let (_b, _) = l.accept().unwrap();
-        std::thread::sleep(Duration::from_millis(400));
+        let _ = client_done.recv_timeout(Duration::from_secs(10));
     });
     let mut c = postfix_config(server.path());
     c.timeout = Duration::from_millis(100);
     let mut client = Client::with_config(c);
-    assert!(matches!(client.find_endp(b"e"), Err(ClientError::Timeout)));
+    let got = client.find_endp(b"e");
+    assert!(matches!(got, Err(ClientError::Timeout)), "{got:?}");
     assert!(client.is_disabled());
+    done.send(()).unwrap();
     server.join();
 }
 
@@ -215,13 +220,11 @@ fn stale_connection_reconnects_without_counting_a_failure() {
     let (closed_tx, closed_rx) = std::sync::mpsc::channel();
     let server = FakeServer::start(move |l| {
         let mut s = accept_greeted(&l);
-        expect_bytes(&mut s, b"request\0find_endp\0label\0a\0\0");
-        s.write_all(b"status\x002\0property\0\0\0").unwrap();
+        answer_miss(&mut s, "a");
         drop(s); // the server goes away between requests
         closed_tx.send(()).unwrap();
         let mut s = accept_greeted(&l);
-        expect_bytes(&mut s, b"request\0find_endp\0label\0b\0\0");
-        s.write_all(b"status\x002\0property\0\0\0").unwrap();
+        answer_miss(&mut s, "b");
     });
     let mut client = Client::with_config(config(server.path()));
     assert!(client.find_endp(b"a").unwrap().is_none());
@@ -236,12 +239,10 @@ fn idle_limit_reconnects() {
     init_log();
     let server = FakeServer::start(|l| {
         let mut first = accept_greeted(&l);
-        expect_bytes(&mut first, b"request\0find_endp\0label\0a\0\0");
-        first.write_all(b"status\x002\0property\0\0\0").unwrap();
+        answer_miss(&mut first, "a");
         // The client must come back on a new connection and close this one.
         let mut s = accept_greeted(&l);
-        expect_bytes(&mut s, b"request\0find_endp\0label\0b\0\0");
-        s.write_all(b"status\x002\0property\0\0\0").unwrap();
+        answer_miss(&mut s, "b");
         expect_silence(&mut first, Duration::from_secs(2));
     });
     let mut c = config(server.path());
@@ -260,8 +261,7 @@ fn invalid_arguments_send_nothing_and_do_not_disable() {
     let server = FakeServer::start(|l| {
         let mut s = accept_greeted(&l);
         // Only the valid request arrives.
-        expect_bytes(&mut s, b"request\0find_endp\0label\0ok\0\0");
-        s.write_all(b"status\x002\0property\0\0\0").unwrap();
+        answer_miss(&mut s, "ok");
     });
     let mut client = Client::with_config(config(server.path()));
     let (r, w) = pipe();
@@ -293,7 +293,7 @@ fn saved_descriptor_is_closed_on_the_client_side() {
     init_log();
     let server = FakeServer::start(|l| {
         let mut s = accept_greeted(&l);
-        expect_bytes(
+        expect_message(
             &mut s,
             b"request\0save_endp\0ttl\x001\0label\0e\0property\0p\0\0",
         );
@@ -301,7 +301,7 @@ fn saved_descriptor_is_closed_on_the_client_side() {
         let fd = recv_fd(s.as_fd()).unwrap();
         s.write_all(b"status\x000\0\0").unwrap();
         // Hold the server's copy until the client reports back.
-        expect_bytes(&mut s, b"request\0find_endp\0label\0done\0\0");
+        expect_message(&mut s, b"request\0find_endp\0label\0done\0\0");
         drop(fd);
         s.write_all(b"status\x002\0property\0\0\0").unwrap();
     });
@@ -334,7 +334,7 @@ fn unexpected_descriptor_from_server_is_a_protocol_error() {
     let server = FakeServer::start(|l| {
         for _ in 0..2 {
             let mut s = accept_greeted(&l);
-            expect_bytes(
+            expect_message(
                 &mut s,
                 b"request\0save_dest\0ttl\x001\0label\0d\0property\0\0label\0e\0\0",
             );
@@ -391,7 +391,7 @@ fn backoff_fails_fast_then_recovers_at_the_same_path() {
     // client object uses it.
     let server = FakeServer::start_at(&path, |l| {
         let mut s = accept_greeted(&l);
-        expect_bytes(&mut s, b"request\0find_endp\0label\0e\0\0");
+        expect_message(&mut s, b"request\0find_endp\0label\0e\0\0");
         s.write_all(b"status\x002\0property\0\0\0").unwrap();
     });
     std::thread::sleep(until.saturating_duration_since(Instant::now()));

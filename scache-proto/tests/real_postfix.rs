@@ -25,6 +25,7 @@ use scache_proto::message::{self, RequestKind, Status};
 use scache_proto::unix::{recv_fd, send_fd};
 use scache_proto::ClientError;
 use scache_testkit::harness::{postfix_scache_for_test, Harness, HarnessBuilder, TempDir};
+use scache_testkit::wire::text_message;
 
 const T: Duration = Duration::from_secs(10);
 
@@ -191,7 +192,7 @@ fn client_every_operation_against_postfix() {
 
 fn expect_reply(s: &mut UnixStream, want: &[u8]) {
     s.set_read_timeout(Some(T)).unwrap();
-    expect_bytes(s, want);
+    expect_message(s, want);
 }
 
 /// A fresh connection that Postfix has greeted.
@@ -223,31 +224,28 @@ fn exact_bytes_against_postfix() {
     // save_endp: dummy, descriptor, status 0.
     let f = unique_file(dir.path(), "f");
     let f_id = identity(f.as_fd());
-    s.write_all(&msg(&[
-        (b"request", b"save_endp"),
-        (b"ttl", b"300"),
-        (b"label", b"ep\nx"),
-        (b"property", b"pp\n"),
-    ]))
+    s.write_all(&text_message(
+        "request=save_endp ttl=300 label=ep\nx property=pp\n",
+    ))
     .unwrap();
     expect_reply(&mut s, &ours(&|o| message::encode_dummy(o)));
     send_fd(s.as_fd(), f.as_fd()).unwrap();
     expect_reply(&mut s, &ours(&|o| message::encode_status(o, Status::Ok)));
 
     // find_endp hit: status 0 + property; dummy; descriptor; dummy.
-    s.write_all(&msg(&[(b"request", b"find_endp"), (b"label", b"ep\nx")]))
+    s.write_all(&text_message("request=find_endp label=ep\nx"))
         .unwrap();
     expect_reply(
         &mut s,
         &ours(&|o| message::encode_find_endp_reply(o, Status::Ok, b"pp\n")),
     );
-    s.write_all(&msg(&[(b"dummy", b"")])).unwrap();
+    s.write_all(&text_message("dummy=")).unwrap();
     let got = recv_fd(s.as_fd()).unwrap();
     assert_eq!(identity(got.as_fd()), f_id);
-    s.write_all(&msg(&[(b"dummy", b"")])).unwrap();
+    s.write_all(&text_message("dummy=")).unwrap();
 
     // find_endp miss: status 2 + empty property.
-    s.write_all(&msg(&[(b"request", b"find_endp"), (b"label", b"ep\nx")]))
+    s.write_all(&text_message("request=find_endp label=ep\nx"))
         .unwrap();
     expect_reply(
         &mut s,
@@ -255,18 +253,14 @@ fn exact_bytes_against_postfix() {
     );
 
     // save_dest: status 0.
-    s.write_all(&msg(&[
-        (b"request", b"save_dest"),
-        (b"ttl", b"300"),
-        (b"label", b"dest"),
-        (b"property", b"dp"),
-        (b"label", b"ep\nx"),
-    ]))
+    s.write_all(&text_message(
+        "request=save_dest ttl=300 label=dest property=dp label=ep\nx",
+    ))
     .unwrap();
     expect_reply(&mut s, &ours(&|o| message::encode_status(o, Status::Ok)));
 
     // find_dest miss (bound, but no session): status 2 + two empty properties.
-    s.write_all(&msg(&[(b"request", b"find_dest"), (b"label", b"dest")]))
+    s.write_all(&text_message("request=find_dest label=dest"))
         .unwrap();
     expect_reply(
         &mut s,
@@ -274,17 +268,14 @@ fn exact_bytes_against_postfix() {
     );
 
     // find_dest hit.
-    s.write_all(&msg(&[
-        (b"request", b"save_endp"),
-        (b"ttl", b"300"),
-        (b"label", b"ep\nx"),
-        (b"property", b"pp2"),
-    ]))
+    s.write_all(&text_message(
+        "request=save_endp ttl=300 label=ep\nx property=pp2",
+    ))
     .unwrap();
     expect_reply(&mut s, b"dummy\0\0\0");
     send_fd(s.as_fd(), f.as_fd()).unwrap();
     expect_reply(&mut s, b"status\x000\0\0");
-    s.write_all(&msg(&[(b"request", b"find_dest"), (b"label", b"dest")]))
+    s.write_all(&text_message("request=find_dest label=dest"))
         .unwrap();
     expect_reply(
         &mut s,
@@ -296,7 +287,7 @@ fn exact_bytes_against_postfix() {
     s.write_all(b"dummy\0\0\0").unwrap();
 
     // Unknown request: status 1.
-    s.write_all(&msg(&[(b"request", b"no_such_request")]))
+    s.write_all(&text_message("request=no_such_request"))
         .unwrap();
     expect_reply(
         &mut s,
@@ -305,12 +296,8 @@ fn exact_bytes_against_postfix() {
 
     // Extra attributes after the expected ones are tolerated (served).
     let mut e = conn(&h);
-    e.write_all(&msg(&[
-        (b"request", b"find_endp"),
-        (b"label", b"none"),
-        (b"extra", b"v"),
-    ]))
-    .unwrap();
+    e.write_all(&text_message("request=find_endp label=none extra=v"))
+        .unwrap();
     expect_reply(
         &mut e,
         &ours(&|o| message::encode_find_endp_reply(o, Status::Fail, b"")),
@@ -319,13 +306,8 @@ fn exact_bytes_against_postfix() {
     assert!(h.wait_for_log("unexpected attribute extra", T));
 
     // save_endp with an fd-less byte where the descriptor should be: status 2.
-    s.write_all(&msg(&[
-        (b"request", b"save_endp"),
-        (b"ttl", b"300"),
-        (b"label", b"x"),
-        (b"property", b""),
-    ]))
-    .unwrap();
+    s.write_all(&text_message("request=save_endp ttl=300 label=x property="))
+        .unwrap();
     expect_reply(&mut s, b"dummy\0\0\0");
     s.write_all(b"\0").unwrap();
     expect_reply(&mut s, &ours(&|o| message::encode_status(o, Status::Fail)));
@@ -339,105 +321,45 @@ fn malformed_shapes_against_postfix() {
     };
     // Each on a fresh connection: Postfix does not resynchronise after a
     // malformed request.
-    let cases: Vec<(RequestKind, Vec<u8>)> = vec![
+    use RequestKind::{FindDest, FindEndp, SaveDest, SaveEndp, Unknown};
+    let cases: &[(RequestKind, &str)] = &[
+        (SaveEndp, "request=save_endp ttl=0 label=e property=p"),
+        (SaveEndp, "request=save_endp ttl=-5 label=e property=p"),
+        (SaveEndp, "request=save_endp ttl=5x label=e property=p"),
         (
-            RequestKind::SaveEndp,
-            msg(&[
-                (b"request", b"save_endp"),
-                (b"ttl", b"0"),
-                (b"label", b"e"),
-                (b"property", b"p"),
-            ]),
+            SaveEndp,
+            "request=save_endp ttl=2147483648 label=e property=p",
         ),
+        (SaveEndp, "request=save_endp label=e property=p"),
+        (SaveEndp, "request=save_endp ttl=5 label=e"),
+        (FindEndp, "request=find_endp"),
+        (FindEndp, "request=find_endp property=x"),
+        (SaveDest, "request=save_dest ttl=5 label=d property=p"),
         (
-            RequestKind::SaveEndp,
-            msg(&[
-                (b"request", b"save_endp"),
-                (b"ttl", b"-5"),
-                (b"label", b"e"),
-                (b"property", b"p"),
-            ]),
+            SaveDest,
+            "request=save_dest ttl=0 label=d property=p label=e",
         ),
-        (
-            RequestKind::SaveEndp,
-            msg(&[
-                (b"request", b"save_endp"),
-                (b"ttl", b"5x"),
-                (b"label", b"e"),
-                (b"property", b"p"),
-            ]),
-        ),
-        (
-            RequestKind::SaveEndp,
-            msg(&[
-                (b"request", b"save_endp"),
-                (b"ttl", b"2147483648"),
-                (b"label", b"e"),
-                (b"property", b"p"),
-            ]),
-        ),
-        (
-            RequestKind::SaveEndp,
-            msg(&[
-                (b"request", b"save_endp"),
-                (b"label", b"e"),
-                (b"property", b"p"),
-            ]),
-        ),
-        (
-            RequestKind::SaveEndp,
-            msg(&[(b"request", b"save_endp"), (b"ttl", b"5"), (b"label", b"e")]),
-        ),
-        (RequestKind::FindEndp, msg(&[(b"request", b"find_endp")])),
-        (
-            RequestKind::FindEndp,
-            msg(&[(b"request", b"find_endp"), (b"property", b"x")]),
-        ),
-        (
-            RequestKind::SaveDest,
-            msg(&[
-                (b"request", b"save_dest"),
-                (b"ttl", b"5"),
-                (b"label", b"d"),
-                (b"property", b"p"),
-            ]),
-        ),
-        (
-            RequestKind::SaveDest,
-            msg(&[
-                (b"request", b"save_dest"),
-                (b"ttl", b"0"),
-                (b"label", b"d"),
-                (b"property", b"p"),
-                (b"label", b"e"),
-            ]),
-        ),
-        (RequestKind::FindDest, msg(&[(b"request", b"find_dest")])),
-        (
-            RequestKind::FindDest,
-            msg(&[(b"request", b"find_dest"), (b"ttl", b"1")]),
-        ),
-        (
-            RequestKind::Unknown,
-            msg(&[(b"request", b"FIND_ENDP"), (b"label", b"e")]),
-        ),
-        (RequestKind::Unknown, msg(&[(b"request", b"")])),
+        (FindDest, "request=find_dest"),
+        (FindDest, "request=find_dest ttl=1"),
+        (Unknown, "request=FIND_ENDP label=e"),
+        (Unknown, "request="),
     ];
-    for (kind, request) in cases {
+    for &(kind, text) in cases {
+        let request = text_message(text);
         // Our parser agrees on the kind and that it is malformed.
         let mut dec = scache_proto::attr::Decoder::new(Default::default());
         let scache_proto::attr::Decoded::Complete { message: msg, .. } = dec.decode(&request)
         else {
-            panic!("one whole request");
+            panic!("{text}: one whole request");
         };
         let err = message::parse_request(&msg).unwrap_err();
-        assert_eq!(err.kind(), kind, "{err}");
+        assert_eq!(err.kind(), kind, "{text}: {err}");
         // And on the bytes of the answer.
         let mut want = Vec::new();
         message::encode_malformed(&mut want, kind);
         let mut s = conn(&h);
         s.write_all(&request).unwrap();
-        expect_reply(&mut s, &want);
+        expect_message_for(&mut s, &want, text);
     }
 
     // No `request` first: Postfix answers nothing at all (we answer status
@@ -491,7 +413,11 @@ fn ttl_syntax_agrees_with_postfix() {
         } else {
             b"status\x001\0\0"
         };
-        expect_reply(&mut s, want);
+        expect_message_for(
+            &mut s,
+            want,
+            &format!("ttl {:?}", String::from_utf8_lossy(ttl)),
+        );
         assert_eq!(
             message::parse_ttl(ttl).is_some(),
             ours_ok,

@@ -14,7 +14,7 @@ use scache_core::ConnectionCache;
 use scache_proto::attr::Limits;
 use scache_proto::client::{Client, ClientConfig, ClientExchange, Outcome, Step};
 use scache_proto::message::{Request, Status};
-use scache_proto::unix::{recv_fd, send_fd};
+use scache_proto::unix::recv_fd;
 
 const ENDP: &[u8] = b"smtp\n192.0.2.1\n25\n*\n";
 const ENDP_PROP: &[u8] = b"reuse_count=0\nendpoint_features=0\nexpire_time=1700000000\n";
@@ -27,14 +27,20 @@ fn client_for(server: &FakeServer) -> Client {
     Client::with_config(config)
 }
 
-#[test]
-fn save_endp_transcript() {
+/// A file to pass as the session (its directory, the file, its identity).
+fn session_file() -> (scache_testkit::harness::TempDir, std::fs::File, (u64, u64)) {
     let dir = scache_testkit::harness::TempDir::new("transcript").unwrap();
     let file = unique_file(dir.path(), "session");
-    let want = identity(file.as_fd());
+    let id = identity(file.as_fd());
+    (dir, file, id)
+}
+
+#[test]
+fn save_endp_transcript() {
+    let (_dir, file, want) = session_file();
     let server = FakeServer::start(move |l| {
         let mut s = accept_greeted(&l);
-        expect_bytes(
+        expect_message(
             &mut s,
             b"request\0save_endp\0ttl\x002\0label\0smtp\n192.0.2.1\n25\n*\n\0property\0\
               reuse_count=0\nendpoint_features=0\nexpire_time=1700000000\n\0\0",
@@ -58,7 +64,7 @@ fn save_endp_fd_not_received_transcript() {
     // The server could not receive the descriptor: status 2.
     let server = FakeServer::start(|l| {
         let mut s = accept_greeted(&l);
-        expect_bytes(
+        expect_message(
             &mut s,
             b"request\0save_endp\0ttl\x00300\0label\0e\0property\0\0\0",
         );
@@ -71,41 +77,28 @@ fn save_endp_fd_not_received_transcript() {
     let err = client
         .save_endp(Duration::from_secs(300), b"e", b"", fd)
         .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            scache_proto::ClientError::Refused {
-                status: Status::Fail
-            }
-        ),
-        "{err}"
-    );
+    assert_refused(err, Status::Fail);
     assert!(!client.is_disabled());
     server.join();
 }
 
 #[test]
 fn find_endp_hit_and_miss_transcript() {
-    let dir = scache_testkit::harness::TempDir::new("transcript").unwrap();
-    let file = unique_file(dir.path(), "session");
-    let want = identity(file.as_fd());
+    let (_dir, file, want) = session_file();
     let server = FakeServer::start(move |l| {
         let mut s = accept_greeted(&l);
         // Hit.
-        expect_bytes(
+        expect_message(
             &mut s,
             b"request\0find_endp\0label\0smtp\n192.0.2.1\n25\n*\n\0\0",
         );
         s.write_all(b"status\x000\0property\0reuse_count=0\nendpoint_features=0\nexpire_time=1700000000\n\0\0")
             .unwrap();
-        expect_bytes(&mut s, b"dummy\0\0\0");
-        send_fd(s.as_fd(), file.as_fd()).unwrap();
-        drop(file); // the server closes its copy once handed out
-        expect_bytes(&mut s, b"dummy\0\0\0");
+        // The server closes its copy once handed out.
+        hand_over(&mut s, file);
         // Miss: no dummy follows; the next bytes are the next request.
-        expect_bytes(&mut s, b"request\0find_endp\0label\0nope\0\0");
-        s.write_all(b"status\x002\0property\0\0\0").unwrap();
-        expect_bytes(&mut s, b"request\0find_endp\0label\0bad\0\0");
+        answer_miss(&mut s, "nope");
+        expect_message(&mut s, b"request\0find_endp\0label\0bad\0\0");
         s.write_all(b"status\x001\0property\0\0\0").unwrap();
         expect_silence(&mut s, Duration::from_millis(200));
     });
@@ -115,15 +108,7 @@ fn find_endp_hit_and_miss_transcript() {
     assert_eq!(identity(found.fd.as_fd()), want);
     assert!(client.find_endp(b"nope").unwrap().is_none());
     let err = client.find_endp(b"bad").unwrap_err();
-    assert!(
-        matches!(
-            err,
-            scache_proto::ClientError::Refused {
-                status: Status::Bad
-            }
-        ),
-        "{err}"
-    );
+    assert_refused(err, Status::Bad);
     drop(client);
     server.join();
 }
@@ -132,13 +117,13 @@ fn find_endp_hit_and_miss_transcript() {
 fn save_dest_transcript() {
     let server = FakeServer::start(|l| {
         let mut s = accept_greeted(&l);
-        expect_bytes(
+        expect_message(
             &mut s,
             b"request\0save_dest\0ttl\x002\0label\0smtp\nexample.com\n*\n\0property\0\
               destination=example.com\nhost_name=mx.example.com\n\0label\0smtp\n192.0.2.1\n25\n*\n\0\0",
         );
         s.write_all(b"status\x000\0\0").unwrap();
-        expect_bytes(
+        expect_message(
             &mut s,
             b"request\0save_dest\0ttl\x001\0label\0d\0property\0\0label\0e\0\0",
         );
@@ -151,23 +136,16 @@ fn save_dest_transcript() {
     let err = client
         .save_dest(Duration::from_millis(500), b"d", b"", b"e")
         .unwrap_err();
-    assert!(matches!(
-        err,
-        scache_proto::ClientError::Refused {
-            status: Status::Bad
-        }
-    ));
+    assert_refused(err, Status::Bad);
     server.join();
 }
 
 #[test]
 fn find_dest_hit_and_miss_transcript() {
-    let dir = scache_testkit::harness::TempDir::new("transcript").unwrap();
-    let file = unique_file(dir.path(), "session");
-    let want = identity(file.as_fd());
+    let (_dir, file, want) = session_file();
     let server = FakeServer::start(move |l| {
         let mut s = accept_greeted(&l);
-        expect_bytes(
+        expect_message(
             &mut s,
             b"request\0find_dest\0label\0smtp\nexample.com\n*\n\0\0",
         );
@@ -176,10 +154,8 @@ fn find_dest_hit_and_miss_transcript() {
               property\0reuse_count=0\nendpoint_features=0\nexpire_time=1700000000\n\0\0",
         )
         .unwrap();
-        expect_bytes(&mut s, b"dummy\0\0\0");
-        send_fd(s.as_fd(), file.as_fd()).unwrap();
-        expect_bytes(&mut s, b"dummy\0\0\0");
-        expect_bytes(&mut s, b"request\0find_dest\0label\0x\0\0");
+        hand_over(&mut s, file);
+        expect_message(&mut s, b"request\0find_dest\0label\0x\0\0");
         s.write_all(b"status\x002\0property\0\0property\0\0\0")
             .unwrap();
         expect_silence(&mut s, Duration::from_millis(200));
@@ -198,11 +174,11 @@ fn find_dest_hit_and_miss_transcript() {
 fn stats_transcript() {
     let server = FakeServer::start(|l| {
         let mut s = accept_greeted(&l);
-        expect_bytes(&mut s, b"request\0stats\0\0");
+        expect_message(&mut s, b"request\0stats\0\0");
         s.write_all(b"status\x000\0sess_count\x003\0dest_hits\x0012\0\0")
             .unwrap();
         // Postfix's daemon does not know `stats`.
-        expect_bytes(&mut s, b"request\0stats\0\0");
+        expect_message(&mut s, b"request\0stats\0\0");
         s.write_all(b"status\x001\0\0").unwrap();
     });
     let mut client = client_for(&server);
@@ -214,12 +190,7 @@ fn stats_transcript() {
         ]
     );
     let err = client.stats().unwrap_err();
-    assert!(matches!(
-        err,
-        scache_proto::ClientError::Refused {
-            status: Status::Bad
-        }
-    ));
+    assert_refused(err, Status::Bad);
     assert!(!client.is_disabled());
     server.join();
 }

@@ -2,7 +2,10 @@
 //! time from a blocking socket, without reading past it (a descriptor may
 //! follow), and split messages into attributes.
 
+use std::collections::BTreeMap;
 use std::io::{self, Read};
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
 
 use scache_proto::attr::{Decoded, Decoder, Limits};
 
@@ -14,38 +17,102 @@ const READ_LIMITS: Limits = Limits {
     max_attrs: 1024,
 };
 
+/// A read that stopped before the end of a message: why, and the bytes
+/// read before it.
+#[derive(Debug)]
+pub struct Incomplete {
+    /// `UnexpectedEof` for end of file; `InvalidData` when the bytes are
+    /// not a message within generous limits; otherwise the read's error
+    /// (`WouldBlock` or `TimedOut` for a read timeout).
+    pub error: io::Error,
+    /// What was read before it.
+    pub partial: Vec<u8>,
+}
+
+impl From<Incomplete> for io::Error {
+    fn from(i: Incomplete) -> io::Error {
+        io::Error::new(
+            i.error.kind(),
+            format!(
+                "{} after {:?}",
+                i.error,
+                String::from_utf8_lossy(&i.partial)
+            ),
+        )
+    }
+}
+
 /// Reads exactly one message, through its terminator, one byte at a time
 /// so that nothing after it is consumed. End of file or a read error
 /// (including a read timeout) before the terminator is an error that
-/// shows what was read.
+/// shows what was read. An interrupted read is retried.
 pub fn read_message(reader: &mut impl Read) -> io::Result<Vec<u8>> {
+    read_message_or_partial(reader).map_err(io::Error::from)
+}
+
+/// [`read_message`], but an error keeps the bytes read before it apart,
+/// for tests that classify what a daemon did (closed, went silent, sent
+/// half a message).
+pub fn read_message_or_partial(reader: &mut impl Read) -> Result<Vec<u8>, Incomplete> {
     let mut decoder = Decoder::new(READ_LIMITS);
     let mut got = Vec::new();
     let mut byte = [0u8; 1];
     loop {
         match reader.read(&mut byte) {
             Ok(0) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    format!("EOF after {:?}", String::from_utf8_lossy(&got)),
-                ))
+                return Err(Incomplete {
+                    error: io::Error::new(io::ErrorKind::UnexpectedEof, "EOF"),
+                    partial: got,
+                })
             }
             Ok(_) => got.push(byte[0]),
-            Err(e) => {
-                return Err(io::Error::new(
-                    e.kind(),
-                    format!("{e} after {:?}", String::from_utf8_lossy(&got)),
-                ))
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(error) => {
+                return Err(Incomplete {
+                    error,
+                    partial: got,
+                })
             }
         }
         match decoder.decode(&byte) {
             Decoded::Partial => {}
             Decoded::Complete { .. } => return Ok(got),
             Decoded::Rejected { error, .. } => {
-                return Err(io::Error::new(io::ErrorKind::InvalidData, error))
+                return Err(Incomplete {
+                    error: io::Error::new(io::ErrorKind::InvalidData, error),
+                    partial: got,
+                })
             }
         }
     }
+}
+
+/// [`read_message`] on a socket with `timeout` as its read timeout (kept
+/// afterwards).
+pub fn read_message_within(sock: &UnixStream, timeout: Duration) -> io::Result<Vec<u8>> {
+    sock.set_read_timeout(Some(timeout))?;
+    let mut reader = sock;
+    read_message(&mut reader)
+}
+
+/// A message written as text, `name=value` pairs separated by single
+/// spaces: `text_message("request=find_endp label=x")` is
+/// `request\0find_endp\0label\0x\0\0`. For messages whose names and
+/// values hold neither a space nor `=` (a value may be empty:
+/// `property=`); panics on a pair without `=`.
+pub fn text_message(text: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    for pair in text.split(' ').filter(|p| !p.is_empty()) {
+        let (name, value) = pair
+            .split_once('=')
+            .unwrap_or_else(|| panic!("{pair:?} is not name=value"));
+        for part in [name, value] {
+            out.extend_from_slice(part.as_bytes());
+            out.push(0);
+        }
+    }
+    out.push(0);
+    out
 }
 
 /// The attributes of one whole message (as read by [`read_message`]).
@@ -77,6 +144,15 @@ pub fn text_attrs(msg: &[u8]) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The numeric attributes of a message (a `stats` reply) by name; values
+/// that are not numbers are left out.
+pub fn numbers(msg: &[u8]) -> BTreeMap<String, u64> {
+    text_attrs(msg)
+        .into_iter()
+        .filter_map(|(n, v)| Some((n, v.parse().ok()?)))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,5 +176,32 @@ mod tests {
         // An empty value is not the terminator.
         let mut input: &[u8] = b"dummy\0\0";
         assert!(read_message(&mut input).is_err());
+    }
+
+    #[test]
+    fn an_incomplete_read_keeps_what_came_before() {
+        let mut input: &[u8] = b"status\x000\0prop";
+        let i = read_message_or_partial(&mut input).unwrap_err();
+        assert_eq!(i.error.kind(), io::ErrorKind::UnexpectedEof);
+        assert_eq!(i.partial, b"status\x000\0prop");
+        let e = io::Error::from(i);
+        assert!(e.to_string().contains("status"), "{e}");
+    }
+
+    #[test]
+    fn text_message_writes_attr0() {
+        assert_eq!(
+            text_message("request=find_endp label=x property="),
+            b"request\0find_endp\0label\0x\0property\0\0\0"
+        );
+        assert_eq!(text_message(""), b"\0");
+    }
+
+    #[test]
+    fn numbers_keeps_the_numeric_attributes() {
+        let n = numbers(b"status\x000\0sess_count\x003\0name\0x\0\0");
+        assert_eq!(n.get("status"), Some(&0));
+        assert_eq!(n.get("sess_count"), Some(&3));
+        assert_eq!(n.get("name"), None);
     }
 }

@@ -395,6 +395,20 @@ fn find(s: &mut ServerScript, conn: usize, request: &[u8]) {
         .pump(conn);
 }
 
+/// A script on one connection under the default configuration.
+fn script() -> ServerScript {
+    ServerScript::new(cfg(0, 0, 0), opts(false, 0))
+}
+
+/// [`script`] with a session saved under [`ENDP`] and a `find_endp` for
+/// it answered: the descriptor hand-over is next.
+fn found() -> ServerScript {
+    let mut s = script();
+    save(&mut s, 0, b"2", ENDP, b"p");
+    s.feed(0, &find_endp_req(ENDP)).pump(0);
+    s
+}
+
 /// Client event sequences for `server_exchange`.
 fn server_scripts() -> Vec<(String, Vec<u8>)> {
     let mut v: Vec<(String, Vec<u8>)> = Vec::new();
@@ -439,7 +453,7 @@ fn server_scripts() -> Vec<(String, Vec<u8>)> {
     }
 
     // Pipelined: the find, both dummies and the next request in one read.
-    let mut s = ServerScript::new(cfg(0, 0, 0), opts(false, 0));
+    let mut s = script();
     save(&mut s, 0, b"2", e, ENDP_PROP);
     let mut all = find_endp_req(e);
     all.extend(dummy());
@@ -450,7 +464,7 @@ fn server_scripts() -> Vec<(String, Vec<u8>)> {
     add("find_dummies_pipelined", &s);
 
     // The save request and its descriptor in one read.
-    let mut s = ServerScript::new(cfg(0, 0, 0), opts(false, 0));
+    let mut s = script();
     let mut all = save_endp_req(b"2", e, b"p");
     all.push(0);
     s.pump(0).feed_fd(0, &all).pump(0);
@@ -459,7 +473,7 @@ fn server_scripts() -> Vec<(String, Vec<u8>)> {
 
     // Requests split in pieces of 1 and 3 bytes.
     for piece in [1, 3] {
-        let mut s = ServerScript::new(cfg(0, 0, 0), opts(false, 0));
+        let mut s = script();
         s.pump(0)
             .feed_split(0, &save_endp_req(b"2", e, ENDP_PROP), piece)
             .pump(0)
@@ -476,48 +490,33 @@ fn server_scripts() -> Vec<(String, Vec<u8>)> {
     }
 
     // Closes at each phase of the exchanges.
-    let mut s = ServerScript::new(cfg(0, 0, 0), opts(false, 0));
+    let mut s = script();
     s.pump(0)
         .feed(0, &save_endp_req(b"2", e, b"p")[..20])
         .close(0);
     add("close_mid_request", &s);
-    let mut s = ServerScript::new(cfg(0, 0, 0), opts(false, 0));
+    let mut s = script();
     s.pump(0)
         .feed(0, &save_endp_req(b"2", e, b"p"))
         .pump(0)
         .close(0);
     add("close_awaiting_fd", &s);
-    let mut s = ServerScript::new(cfg(0, 0, 0), opts(false, 0));
+    let mut s = script();
     save(&mut s, 0, b"2", e, b"p");
     s.feed(0, &find_endp_req(e)).close(0);
     add("close_before_reply_read", &s);
-    let mut s = ServerScript::new(cfg(0, 0, 0), opts(false, 0));
-    save(&mut s, 0, b"2", e, b"p");
-    s.feed(0, &find_endp_req(e))
-        .pump(0)
-        .feed(0, &dummy())
-        .close(0);
+    let mut s = found();
+    s.feed(0, &dummy()).close(0);
     add("close_when_fd_due", &s);
-    let mut s = ServerScript::new(cfg(0, 0, 0), opts(false, 0));
-    save(&mut s, 0, b"2", e, b"p");
-    s.feed(0, &find_endp_req(e))
-        .pump(0)
-        .feed(0, &dummy())
-        .consume_all(0)
-        .fd_sent(0)
-        .close(0);
+    let mut s = found();
+    s.feed(0, &dummy()).consume_all(0).fd_sent(0).close(0);
     add("close_after_fd_sent", &s);
-    let mut s = ServerScript::new(cfg(0, 0, 0), opts(false, 0));
-    save(&mut s, 0, b"2", e, b"p");
-    s.feed(0, &find_endp_req(e))
-        .pump(0)
-        .feed(0, &dummy())
-        .consume_all(0)
-        .fd_send_failed(0);
+    let mut s = found();
+    s.feed(0, &dummy()).consume_all(0).fd_send_failed(0);
     add("fd_send_failed", &s);
 
     // Protocol violations around the descriptor.
-    let mut s = ServerScript::new(cfg(0, 0, 0), opts(false, 0));
+    let mut s = script();
     s.pump(0)
         .feed(0, &save_endp_req(b"2", e, b"p"))
         .pump(0)
@@ -528,32 +527,22 @@ fn server_scripts() -> Vec<(String, Vec<u8>)> {
         .feed(0, &find_endp_req(e))
         .pump(0);
     add("no_descriptor", &s);
-    let mut s = ServerScript::new(cfg(0, 0, 0), opts(false, 0));
-    save(&mut s, 0, b"2", e, b"p");
-    s.feed(0, &find_endp_req(e))
-        .pump(0)
-        .feed(0, &stats_req())
-        .pump(0);
+    let mut s = found();
+    s.feed(0, &stats_req()).pump(0);
     add("request_instead_of_dummy", &s);
-    let mut s = ServerScript::new(cfg(0, 0, 0), opts(false, 0));
-    save(&mut s, 0, b"2", e, b"p");
-    s.feed(0, &find_endp_req(e))
-        .pump(0)
-        .feed(0, &dummy())
+    let mut s = found();
+    s.feed(0, &dummy())
         .pump(0)
         .feed(0, &find_endp_req(e))
         .pump(0);
     add("request_instead_of_last_dummy", &s);
-    let mut s = ServerScript::new(cfg(0, 0, 0), opts(false, 0));
-    save(&mut s, 0, b"2", e, b"p");
-    s.feed(0, &find_endp_req(e))
-        .pump(0)
-        .feed(0, &m(&[(b"dummy", b"x"), (b"extra", b"y")]))
+    let mut s = found();
+    s.feed(0, &m(&[(b"dummy", b"x"), (b"extra", b"y")]))
         .pump(0)
         .feed(0, &dummy())
         .pump(0);
     add("dummy_with_extras", &s);
-    let mut s = ServerScript::new(cfg(0, 0, 0), opts(false, 0));
+    let mut s = script();
     s.pump(0)
         .feed_fd(0, b"")
         .feed_fd(0, &stats_req())
@@ -561,24 +550,20 @@ fn server_scripts() -> Vec<(String, Vec<u8>)> {
         .feed_fd(0, b"\0")
         .pump(0);
     add("unexpected_descriptors", &s);
-    let mut s = ServerScript::new(cfg(0, 0, 0), opts(false, 0));
-    save(&mut s, 0, b"2", e, b"p");
-    s.feed(0, &find_endp_req(e))
-        .pump(0)
-        .feed_fd(0, &dummy())
-        .pump(0);
+    let mut s = found();
+    s.feed_fd(0, &dummy()).pump(0);
     add("descriptor_with_dummy", &s);
 
     // Garbage, NUL floods, oversized strings.
     let all: Vec<u8> = (0..=255u8).cycle().take(4096).collect();
-    let mut s = ServerScript::new(cfg(0, 0, 0), opts(false, 0));
+    let mut s = script();
     s.pump(0)
         .feed(0, &all)
         .pump(0)
         .feed(0, &stats_req())
         .pump(0);
     add("garbage", &s);
-    let mut s = ServerScript::new(cfg(0, 0, 0), opts(false, 0));
+    let mut s = script();
     s.pump(0).feed(0, &[0u8; 4096]).pump(0);
     add("nul_flood", &s);
     let mut s = ServerScript::new(cfg(0, 2, 0), opts(false, 0));
@@ -590,7 +575,7 @@ fn server_scripts() -> Vec<(String, Vec<u8>)> {
         .resume(0)
         .pump(0);
     add("nul_flood_hw10", &s);
-    let mut s = ServerScript::new(cfg(0, 0, 0), opts(false, 0));
+    let mut s = script();
     s.pump(0)
         .feed(0, &find_endp_req(&vec![b'v'; 70_000]))
         .pump(0)
@@ -601,12 +586,12 @@ fn server_scripts() -> Vec<(String, Vec<u8>)> {
         .pump(0);
     add("oversized_strings", &s);
     let many: Vec<(&[u8], &[u8])> = (0..40).map(|_| (&b"a"[..], &b"b"[..])).collect();
-    let mut s = ServerScript::new(cfg(0, 0, 0), opts(false, 0));
+    let mut s = script();
     let mut all = m(&many);
     all.extend(find_dest_req(d));
     s.pump(0).feed(0, &all).pump(0);
     add("too_many_attrs_then_request", &s);
-    let mut s = ServerScript::new(cfg(0, 0, 0), opts(false, 0));
+    let mut s = script();
     s.pump(0)
         .feed(0, &save_endp_req(b"0", e, b""))
         .feed(0, &save_endp_req(b"-1", e, b""))
@@ -615,7 +600,7 @@ fn server_scripts() -> Vec<(String, Vec<u8>)> {
         .feed(0, &m(&[(b"label", e), (b"request", b"find_endp")]))
         .pump(0);
     add("malformed_requests", &s);
-    let mut s = ServerScript::new(cfg(0, 0, 0), opts(false, 0));
+    let mut s = script();
     let big = vec![b'p'; 60_000];
     save(&mut s, 0, b"60", e, &big);
     s.feed(0, &save_dest_req(b"60", d, &big, e)).pump(0);
@@ -650,7 +635,7 @@ fn server_scripts() -> Vec<(String, Vec<u8>)> {
     add("slow_reader_handover", &s);
 
     // Time: sessions that expire in the cache and while handed over.
-    let mut s = ServerScript::new(cfg(0, 0, 0), opts(false, 0));
+    let mut s = script();
     save(&mut s, 0, b"1", e, b"p");
     s.feed(0, &find_endp_req(e))
         .pump(0)
@@ -670,7 +655,7 @@ fn server_scripts() -> Vec<(String, Vec<u8>)> {
     s.feed(0, &find_dest_req(d)).pump(0);
     s.feed(0, &stats_req()).pump(0);
     add("ttl_cap_expiry", &s);
-    let mut s = ServerScript::new(cfg(0, 0, 0), opts(false, 0));
+    let mut s = script();
     save(&mut s, 0, b"5", e, b"p");
     save(&mut s, 0, b"5", e, b"q");
     s.evict(0).evict(1).feed(0, &find_endp_req(e)).pump(0);
@@ -731,7 +716,7 @@ fn server_scripts() -> Vec<(String, Vec<u8>)> {
     add("two_connections_limits", &s);
 
     // The whole rest of the input in one read.
-    let mut s = ServerScript::new(cfg(0, 0, 0), opts(false, 0));
+    let mut s = script();
     let mut all = Vec::new();
     for _ in 0..8 {
         all.extend(save_dest_req(b"5", d, b"", e));

@@ -11,6 +11,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use scache_testkit::harness::TempDir;
+use scache_testkit::wire;
 
 /// The server greeting.
 pub const GREETING: &[u8] = b"protocol\0connection_cache_protocol\0\0";
@@ -87,14 +88,56 @@ pub fn accept_greeted(listener: &UnixListener) -> UnixStream {
     s
 }
 
-/// Reads exactly `want.len()` bytes and checks they are `want`.
-pub fn expect_bytes(s: &mut UnixStream, want: &[u8]) {
-    let mut got = vec![0u8; want.len()];
-    s.read_exact(&mut got).unwrap();
+/// Reads exactly one message (nothing past it) and checks it is `want`,
+/// byte for byte.
+#[track_caller]
+pub fn expect_message(s: &mut UnixStream, want: &[u8]) {
+    expect_message_for(s, want, "message from the peer");
+}
+
+/// [`expect_message`], naming `what` (the case) in a failure.
+#[track_caller]
+pub fn expect_message_for(s: &mut UnixStream, want: &[u8], what: &str) {
+    let got = match wire::read_message(s) {
+        Ok(got) => got,
+        Err(e) => panic!(
+            "{what}: reading `{}` from the peer: {e}",
+            String::from_utf8_lossy(want)
+        ),
+    };
     assert_eq!(
         String::from_utf8_lossy(&got),
         String::from_utf8_lossy(want),
-        "bytes from client"
+        "{what}"
+    );
+    assert_eq!(got, want, "{what} (bytes)");
+}
+
+/// The server side of a `find_endp` miss: the request for `label`, then
+/// `status 2` with an empty property.
+#[track_caller]
+pub fn answer_miss(s: &mut UnixStream, label: &str) {
+    let request = wire::text_message(&format!("request=find_endp label={label}"));
+    expect_message_for(s, &request, &format!("find_endp {label}"));
+    s.write_all(b"status\x002\0property\0\0\0").unwrap();
+}
+
+/// The server side of a hand-over after a `status 0` find reply: a dummy
+/// in, the descriptor out (the server's copy closed then), a dummy in.
+#[track_caller]
+pub fn hand_over(s: &mut UnixStream, fd: impl AsFd) {
+    expect_message_for(s, DUMMY, "the dummy before the descriptor");
+    scache_proto::unix::send_fd(s.as_fd(), fd.as_fd()).unwrap();
+    drop(fd);
+    expect_message_for(s, DUMMY, "the dummy after the descriptor");
+}
+
+/// Checks that `err` is the server's refusal with `status`.
+#[track_caller]
+pub fn assert_refused(err: scache_proto::ClientError, status: scache_proto::message::Status) {
+    assert!(
+        matches!(&err, scache_proto::ClientError::Refused { status: s } if *s == status),
+        "want a refusal with {status:?}, got {err}"
     );
 }
 
