@@ -103,6 +103,22 @@ impl<F, C: Clock> CacheBackend<F, C> {
         self.stored.drain(..)
     }
 
+    /// Hands each session stored since the last call and still cached to
+    /// `watch` (its handle and descriptor); counts those `watch` could not
+    /// watch (it returns false) in [`DaemonCounters::unwatched_saves`].
+    pub fn watch_stored(&mut self, mut watch: impl FnMut(SessionHandle, &F) -> bool) {
+        let mut unwatched = 0;
+        for &handle in &self.stored {
+            if let Some(fd) = self.cache.session_fd(handle) {
+                if !watch(handle, fd) {
+                    unwatched += 1;
+                }
+            }
+        }
+        self.stored.clear();
+        self.counters.unwatched_saves += unwatched;
+    }
+
     /// The descriptor of a cached session (to register it for events).
     pub fn session_fd(&self, handle: SessionHandle) -> Option<&F> {
         self.cache.session_fd(handle)

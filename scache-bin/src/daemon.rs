@@ -37,6 +37,9 @@ use crate::status::StatusRecord;
 use crate::tokens::Token;
 use crate::watch::{peer_event_cause, SessionWatch};
 
+/// At most one pair of status records (busy, idle) per this much time.
+pub const STATUS_REPORT_INTERVAL: Duration = Duration::from_secs(1);
+
 /// The daemon's cache: descriptors, on the real clock.
 pub type DaemonBackend = CacheBackend<OwnedFd, MonotonicClock>;
 
@@ -149,6 +152,10 @@ pub struct Daemon {
     exit: Option<ExitCause>,
     /// Our pid, for status records (read once: no getpid per request).
     pid: i32,
+    /// A third of `daemon_timeout`: the longest wait between two turns.
+    watchdog_step: Option<Duration>,
+    /// When requests were last reported to master.
+    last_report: Option<Instant>,
     /// Set while serving a client event when a request was answered.
     served_in_turn: bool,
 }
@@ -193,6 +200,7 @@ impl Daemon {
         if let Some(limit) = setup.daemon_timeout {
             crate::watchdog::start(limit, heartbeat.clone());
         }
+        let setup_watchdog_step = setup.daemon_timeout.map(|limit| limit / 3);
         let mut daemon = Daemon {
             setup,
             epoll: ep,
@@ -213,6 +221,8 @@ impl Daemon {
             heartbeat,
             exit: None,
             pid: std::process::id() as i32,
+            watchdog_step: setup_watchdog_step,
+            last_report: None,
             served_in_turn: false,
         };
         daemon.base_fds = count_open_fds().unwrap_or(16);
@@ -240,7 +250,8 @@ impl Daemon {
 
     fn turn(&mut self) {
         self.heartbeat.fetch_add(1, Ordering::Relaxed);
-        let timeout = self.poll_timeout();
+        let next_timer = self.next_timer();
+        let timeout = self.poll_timeout(next_timer);
         let n = match self.epoll.wait(&mut self.events, timeout) {
             Ok(n) => n,
             Err(Errno::EINTR) => 0,
@@ -270,11 +281,13 @@ impl Daemon {
             }
         }
         self.watch_stored_sessions();
-        if served && !self.report_busy_cycle() && self.exit.is_none() {
+        if served && self.report_due() && !self.report_busy_cycle() && self.exit.is_none() {
             // master(8) is gone: exit as Postfix daemons do.
             self.exit = Some(ExitCause::MasterGone);
         }
-        self.timers();
+        if next_timer.is_some_and(|t| self.now >= t) {
+            self.timers();
+        }
     }
 
     /// Registers the sessions stored this turn for dead-peer events.
@@ -285,25 +298,35 @@ impl Daemon {
             epoll,
             ..
         } = self;
-        let mut unwatched = 0;
-        let stored: Vec<_> = backend.take_stored().collect();
-        for handle in stored {
-            if let Some(fd) = backend.session_fd(handle) {
-                if !watch.watch(epoll, fd.as_fd(), handle) {
-                    unwatched += 1;
-                }
-            }
-        }
-        backend.counters.unwatched_saves += unwatched;
+        backend.watch_stored(|handle, fd| watch.watch(epoll, fd.as_fd(), handle));
+    }
+
+    /// Whether requests served now should be reported to master: the first
+    /// time, then at most once every [`STATUS_REPORT_INTERVAL`].
+    ///
+    /// What master does with the records (its `master_status.c` and
+    /// `master_avail.c`): a TAKEN then an AVAIL record counts one use of
+    /// the process; a process that exits abnormally without one use is
+    /// "bad command startup" and its service is throttled for a minute.
+    /// For a service with a process limit of 1, such as this one, master
+    /// takes no other decision from them (it never listens on the service
+    /// socket itself while the process lives), and records in the same
+    /// state are ignored. So one pair after the first request is what
+    /// master needs; a pair a second more keeps its use count moving. It
+    /// learns that we are alive from our process and that we are gone from
+    /// our exit; we learn that it is gone from the status socket's EOF.
+    fn report_due(&self) -> bool {
+        self.last_report.map_or(true, |at| {
+            self.now.saturating_duration_since(at) >= STATUS_REPORT_INTERVAL
+        })
     }
 
     /// Tells master (master mode) that requests were served: a TAKEN and
-    /// an AVAIL record (12 bytes each: pid, generation, state), as Postfix's
-    /// daemons write around each request. Both go in one write on the
-    /// stream socket (master reads them one record at a time), once per
-    /// event-loop turn that answered requests, rather than two writes per
-    /// readable event. Returns false when the write failed.
+    /// an AVAIL record (12 bytes each: pid, generation, state) in one
+    /// write on the stream socket (master reads them one record at a
+    /// time). Returns false when the write failed.
     fn report_busy_cycle(&mut self) -> bool {
+        self.last_report = Some(self.now);
         let Mode::Master { status, generation } = &self.setup.mode else {
             return true;
         };
@@ -322,22 +345,30 @@ impl Daemon {
         matches!(nix::unistd::write(status, &recs), Ok(n) if n == recs.len())
     }
 
-    fn poll_timeout(&self) -> PollTimeout {
+    /// The earliest of every timer: statistics, cache expiry, idle exit,
+    /// paused listeners, client deadlines. [`Daemon::timers`] runs when it
+    /// comes (cache operations expire what is due themselves).
+    fn next_timer(&self) -> Option<Instant> {
+        [
+            self.backend.next_deadline(),
+            self.idle_deadline(),
+            self.listeners_paused_until,
+            self.timeouts.peek().map(|Reverse((when, _, _))| *when),
+        ]
+        .into_iter()
+        .flatten()
+        .fold(self.next_stats, Instant::min)
+        .into()
+    }
+
+    /// How long to wait for events: until the next timer, and never longer
+    /// than a third of `daemon_timeout` (the watchdog is fed every turn).
+    fn poll_timeout(&self, next_timer: Option<Instant>) -> PollTimeout {
         let now = self.now;
-        let mut next = Some(self.next_stats);
-        let mut consider = |t: Option<Instant>| {
-            if let Some(t) = t {
-                next = Some(next.map_or(t, |n| n.min(t)));
-            }
+        let next = match (next_timer, self.watchdog_step) {
+            (Some(t), Some(step)) => Some(t.min(now.saturating_add(step))),
+            (t, step) => t.or(step.map(|s| now.saturating_add(s))),
         };
-        consider(self.backend.next_deadline());
-        consider(self.idle_deadline());
-        consider(self.listeners_paused_until);
-        consider(self.timeouts.peek().map(|Reverse((when, _, _))| *when));
-        if let Some(limit) = self.setup.daemon_timeout {
-            // Keep the watchdog fed even when idle.
-            consider(Some(now.saturating_add(limit / 3)));
-        }
         match next {
             None => PollTimeout::NONE,
             Some(t) => {

@@ -68,14 +68,14 @@ pub struct Taken<F> {
     /// The destination properties of the binding that matched (`None` when
     /// taken by endpoint).
     pub dest_prop: Option<Vec<u8>>,
-    endp_label: Box<[u8]>,
+    endp_label: LabelBytes,
     deadline: Instant,
 }
 
 impl<F> Taken<F> {
     /// The endpoint label the session was cached under.
     pub fn endp_label(&self) -> &[u8] {
-        &self.endp_label
+        self.endp_label.as_slice()
     }
 
     /// When the session would have expired had it stayed in the cache.
@@ -117,7 +117,7 @@ struct Session<F> {
 
 /// What `take_dest_inner` takes: the session, the binding's properties and
 /// (if asked for) the endpoint label.
-type TakenByDest<F> = (Session<F>, Vec<u8>, Box<[u8]>);
+type TakenByDest<F> = (Session<F>, Vec<u8>, LabelBytes);
 
 /// One destination-to-endpoint binding.
 struct Binding {
@@ -182,7 +182,18 @@ enum LabelBytes {
     Heap(Box<[u8]>),
 }
 
+impl fmt::Debug for LabelBytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.as_slice()).finish()
+    }
+}
+
 impl LabelBytes {
+    const EMPTY: LabelBytes = LabelBytes::Inline {
+        len: 0,
+        buf: [0; INLINE_LABEL],
+    };
+
     fn new(bytes: &[u8]) -> LabelBytes {
         if bytes.len() <= INLINE_LABEL {
             let mut buf = [0; INLINE_LABEL];
@@ -674,9 +685,10 @@ impl<F, C: Clock> MultiCache<F, C> {
             deadline,
             ..
         } = taken;
-        let hash = self.hasher.hash_one(&*endp_label);
-        self.make_room_for_session(&endp_label, hash);
-        let l = self.intern(Kind::Endp, &endp_label, hash);
+        let endp_label = endp_label.as_slice();
+        let hash = self.hasher.hash_one(endp_label);
+        self.make_room_for_session(endp_label, hash);
+        let l = self.intern(Kind::Endp, endp_label, hash);
         let seq = self.next_seq();
         let idx = to_u32(self.sessions.insert(Session {
             fd,
@@ -1218,7 +1230,7 @@ impl<F, C: Clock> MultiCache<F, C> {
         &mut self,
         endp: &[u8],
         want_label: bool,
-    ) -> Option<(Session<F>, Box<[u8]>)> {
+    ) -> Option<(Session<F>, LabelBytes)> {
         let hash = self.hasher.hash_one(endp);
         let found = self
             .lookup(Kind::Endp, endp, hash)
@@ -1260,13 +1272,12 @@ impl<F, C: Clock> MultiCache<F, C> {
 
     /// Takes session `idx` of endpoint label `l`, and, if `want_label`,
     /// the label's bytes.
-    fn take_session(&mut self, l: u32, idx: u32, want_label: bool) -> (Session<F>, Box<[u8]>) {
+    fn take_session(&mut self, l: u32, idx: u32, want_label: bool) -> (Session<F>, LabelBytes) {
         let (s, freed) = self.unlink_session(idx);
         let label = match freed {
-            Some(bytes) if want_label => bytes.into_box(),
-            Some(_) => Box::default(),
-            None if want_label => self.labels[l as usize].bytes.as_slice().into(),
-            None => Box::default(),
+            Some(bytes) if want_label => bytes,
+            None if want_label => LabelBytes::new(self.labels[l as usize].bytes.as_slice()),
+            _ => LabelBytes::EMPTY,
         };
         (s, label)
     }

@@ -51,7 +51,7 @@ enum Slot {
 pub(crate) struct Timers {
     queues: Slab<Queue>,
     by_ttl: HashMap<u64, u32>,
-    order: BTreeMap<(Instant, u64), Slot>,
+    order: Order,
 }
 
 impl Timers {
@@ -149,7 +149,7 @@ impl Timers {
     /// The record that expires first (earliest deadline, then lowest
     /// sequence number) and its deadline.
     pub(crate) fn first(&self) -> Option<(Instant, u32)> {
-        self.order.first_key_value().map(|(&(deadline, _), &slot)| {
+        self.order.first().map(|(&(deadline, _), &slot)| {
             let idx = match slot {
                 Slot::Queue(q) => self.queues[q as usize].head,
                 Slot::Lone(idx) => idx,
@@ -160,7 +160,7 @@ impl Timers {
 
     /// The earliest deadline, if any.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        self.order.first_key_value().map(|(&(d, _), _)| d)
+        self.order.first().map(|(&(d, _), _)| d)
     }
 
     /// Forgets everything (the records are dropped by the caller).
@@ -174,5 +174,134 @@ impl Timers {
     #[cfg(test)]
     pub(crate) fn queue_count(&self) -> usize {
         self.queues.len()
+    }
+}
+
+/// Key of the ordered map: a record's `(deadline, seq)`.
+type Key = (Instant, u64);
+
+/// The ordered map of queue heads and lone records. It usually holds one
+/// entry per TTL in use (one or two), and every save and lookup moves an
+/// entry; a sorted vector does that without the allocation and tree work
+/// of a `BTreeMap`. Past [`Order::PROMOTE`] entries (many TTLs, many
+/// records put back) it becomes a `BTreeMap`, so every operation stays
+/// O(log k); it goes back below [`Order::DEMOTE`].
+#[derive(Debug)]
+enum Order {
+    /// Sorted by key, largest first: the earliest entry is the last.
+    Small(Vec<(Key, Slot)>),
+    Large(BTreeMap<Key, Slot>),
+}
+
+impl Default for Order {
+    fn default() -> Self {
+        Order::Small(Vec::new())
+    }
+}
+
+impl Order {
+    const PROMOTE: usize = 32;
+    const DEMOTE: usize = 8;
+
+    fn insert(&mut self, key: Key, slot: Slot) {
+        match self {
+            Order::Small(v) if v.len() < Self::PROMOTE => {
+                let at = v.partition_point(|(k, _)| *k > key);
+                v.insert(at, (key, slot));
+            }
+            Order::Small(v) => {
+                let mut map: BTreeMap<Key, Slot> = v.drain(..).collect();
+                map.insert(key, slot);
+                *self = Order::Large(map);
+            }
+            Order::Large(map) => {
+                map.insert(key, slot);
+            }
+        }
+    }
+
+    fn remove(&mut self, key: &Key) {
+        match self {
+            Order::Small(v) => {
+                // Usually the earliest entry: the last one.
+                if v.last().is_some_and(|(k, _)| k == key) {
+                    v.pop();
+                } else if let Ok(at) = v.binary_search_by(|(k, _)| key.cmp(k)) {
+                    v.remove(at);
+                }
+            }
+            Order::Large(map) => {
+                map.remove(key);
+                if map.len() < Self::DEMOTE {
+                    let v = std::mem::take(map).into_iter().rev().collect();
+                    *self = Order::Small(v);
+                }
+            }
+        }
+    }
+
+    fn first(&self) -> Option<(&Key, &Slot)> {
+        match self {
+            Order::Small(v) => v.last().map(|(k, s)| (k, s)),
+            Order::Large(map) => map.first_key_value(),
+        }
+    }
+
+    fn clear(&mut self) {
+        *self = Order::default();
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        match self {
+            Order::Small(v) => v.len(),
+            Order::Large(map) => map.len(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The order agrees with a BTreeMap through growth past the promotion
+    /// threshold and shrinking back.
+    #[test]
+    fn order_behaves_as_an_ordered_map() {
+        let mut order = Order::default();
+        let mut model = BTreeMap::new();
+        let mut state = 12345u64;
+        let mut next = || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            state >> 33
+        };
+        for round in 0..5_000 {
+            let key = (Instant::from_millis(next() % 50), next() % 8);
+            let grow = (round / 500) % 2 == 0;
+            if grow || model.is_empty() || next() % 3 == 0 {
+                if let std::collections::btree_map::Entry::Vacant(e) = model.entry(key) {
+                    e.insert(Slot::Lone(round));
+                    order.insert(key, Slot::Lone(round));
+                }
+            } else {
+                let victim = if next() % 2 == 0 {
+                    *model.keys().next().unwrap()
+                } else {
+                    *model.keys().nth((next() as usize) % model.len()).unwrap()
+                };
+                model.remove(&victim);
+                order.remove(&victim);
+            }
+            assert_eq!(order.len(), model.len());
+            assert_eq!(order.first(), model.first_key_value(), "round {round}");
+            // Removing what is not there changes nothing.
+            order.remove(&(Instant::from_millis(999), 0));
+            assert_eq!(order.len(), model.len());
+        }
+        assert!(matches!(order, Order::Small(_) | Order::Large(_)));
+        order.clear();
+        assert_eq!(order.first(), None);
     }
 }

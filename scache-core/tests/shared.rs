@@ -46,6 +46,15 @@ impl Drops {
     }
 }
 
+/// Tests that open descriptors or count them run one at a time (the count
+/// is the process's).
+static FDS: Mutex<()> = Mutex::new(());
+
+fn fds_lock() -> std::sync::MutexGuard<'static, ()> {
+    FDS.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
 }
@@ -283,6 +292,7 @@ fn multicache_departure_hook_and_put_back_after_deadline() {
 
 #[test]
 fn probe_tells_idle_closed_and_chatty_peers_apart() {
+    let _fds = fds_lock();
     let (mut server, client) = UnixStream::pair().unwrap();
     assert_eq!(probe_fd(client.as_fd()), Liveness::Alive);
     server.write_all(b"421 4.4.2 idle too long\r\n").unwrap();
@@ -308,6 +318,7 @@ fn probe_tells_idle_closed_and_chatty_peers_apart() {
 /// checkout, by endpoint and by destination, and counted as evicted.
 #[test]
 fn liveness_at_checkout_skips_dead_sessions() {
+    let _fds = fds_lock();
     let before = open_fds();
     let clock = Arc::new(ManualClock::new());
     let cache: SharedCache<UnixStream, _> = SharedCache::new(Arc::clone(&clock));

@@ -112,7 +112,8 @@ impl std::error::Error for DecodeError {}
 /// strings with their NULs) and one vector with the position of every
 /// string's NUL; both are cleared, not freed, between messages, so a
 /// long-lived decoder allocates nothing in steady state. Each call looks
-/// for NULs with `memchr` and copies what it consumed in one piece.
+/// for NULs in one pass over machine words and copies what it consumed in
+/// one piece.
 ///
 /// Call [`Decoder::decode`] with the bytes at hand; it consumes bytes up to
 /// and including the terminator of *one* message and says what happened
@@ -226,9 +227,9 @@ impl Decoder {
         self.started = true;
         let mut pos = 0;
         let mut done = None;
-        // One pass over the input for all its NULs (SIMD), stopping at the
+        // One pass over the input for all its NULs, stopping at the
         // message's terminator.
-        for nul_pos in memchr::memchr_iter(0, input) {
+        for nul_pos in Nuls::new(input) {
             self.cur_len = self.cur_len.saturating_add(nul_pos - pos);
             if self.error.is_none() && self.cur_len > self.string_limit() {
                 self.copy(&input[..pos]);
@@ -359,6 +360,69 @@ impl Decoder {
             self.ends.push(in_buf);
         }
         None
+    }
+}
+
+/// The positions of the NUL bytes of a slice, in order, found eight bytes
+/// at a time: the strings of a message are short (labels of a few dozen
+/// bytes), so one pass over machine words beats a search call per string.
+struct Nuls<'a> {
+    input: &'a [u8],
+    /// Offset of the word in `mask`.
+    base: usize,
+    /// One high bit per NUL byte of the current word not yet returned.
+    mask: u64,
+}
+
+impl<'a> Nuls<'a> {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+
+    fn new(input: &'a [u8]) -> Nuls<'a> {
+        let mut nuls = Nuls {
+            input,
+            base: 0,
+            mask: 0,
+        };
+        nuls.mask = nuls.word_mask(0);
+        nuls
+    }
+
+    /// The NUL bytes of the word at `at` (up to eight bytes, padded with
+    /// non-NULs): exactly their high bits set.
+    fn word_mask(&self, at: usize) -> u64 {
+        let rest = &self.input[at.min(self.input.len())..];
+        let word = match rest.first_chunk::<8>() {
+            Some(w) => u64::from_le_bytes(*w),
+            None => {
+                // The last, short word: its bytes, then 0xff padding.
+                let mut word = u64::MAX;
+                for (i, &b) in rest.iter().enumerate() {
+                    word &= !(0xff << (8 * i));
+                    word |= u64::from(b) << (8 * i);
+                }
+                word
+            }
+        };
+        // A byte's high bit ends up clear exactly when the byte is NUL; no
+        // carry crosses bytes (each low half plus 0x7f is at most 0xfe).
+        !(((word & Self::LOW7) + Self::LOW7) | word | Self::LOW7)
+    }
+}
+
+impl Iterator for Nuls<'_> {
+    type Item = usize;
+
+    fn next(&mut self) -> Option<usize> {
+        while self.mask == 0 {
+            self.base += 8;
+            if self.base >= self.input.len() {
+                return None;
+            }
+            self.mask = self.word_mask(self.base);
+        }
+        let at = self.base + (self.mask.trailing_zeros() / 8) as usize;
+        self.mask &= self.mask - 1;
+        Some(at)
     }
 }
 
@@ -667,6 +731,32 @@ mod tests {
         let (_, r) = step(&mut d, b"\0");
         assert_eq!(r, Some(Ok(vec![])));
         assert_eq!(d.rejected_head(), None);
+    }
+
+    #[test]
+    fn nuls_are_found_exactly() {
+        let cases: [&[u8]; 7] = [
+            b"",
+            b"\0",
+            b"abc",
+            b"a\0\0b\0\x01\0\x80\0\xff",
+            b"\0\x01\0\x01\0\x01\0\x01\0\x01\0\x01\0\x01\0",
+            b"12345678\0abcdefgh\0",
+            b"\x01\x00\x7f\x00\x80\x00\xfe\x00\xff\x00",
+        ];
+        for input in cases {
+            let want: Vec<usize> = (0..input.len()).filter(|&i| input[i] == 0).collect();
+            assert_eq!(Nuls::new(input).collect::<Vec<_>>(), want, "{input:?}");
+        }
+        // Every byte value next to NULs, at every offset of a word.
+        for b in 0..=255u8 {
+            for at in 0..17 {
+                let mut input = vec![b; 24];
+                input[at] = 0;
+                let want: Vec<usize> = (0..input.len()).filter(|&i| input[i] == 0).collect();
+                assert_eq!(Nuls::new(&input).collect::<Vec<_>>(), want, "{b} at {at}");
+            }
+        }
     }
 
     #[test]

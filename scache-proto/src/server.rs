@@ -154,11 +154,23 @@ pub enum Phase {
     Closed,
 }
 
-enum State<S> {
+/// Where the exchange stands; the session being handed over, if any, is
+/// in [`ServerConn::held`] (so that moving the state is cheap).
+impl From<CloseReason> for State {
+    fn from(reason: CloseReason) -> State {
+        State::Closed(reason)
+    }
+}
+
+enum State {
     Request,
-    AwaitFd { ttl: u32 },
-    AwaitDummyBeforeFd(S),
-    SendFd(S),
+    AwaitFd {
+        ttl: u32,
+    },
+    /// The session is held.
+    AwaitDummyBeforeFd,
+    /// The session is held.
+    SendFd,
     AwaitDummyAfterFd,
     Closed(CloseReason),
 }
@@ -166,7 +178,10 @@ enum State<S> {
 /// The server side of one client connection.
 pub struct ServerConn<S> {
     decoder: Decoder,
-    state: State<S>,
+    state: State,
+    /// The session taken for a `find_*` until its descriptor is sent (set
+    /// exactly in `AwaitDummyBeforeFd` and `SendFd`).
+    held: Option<S>,
     /// Input received but not yet decoded (only while a step must wait).
     pending: Vec<u8>,
     /// Reply bytes not yet written; `out[out_start..]` is what remains.
@@ -206,6 +221,7 @@ impl<S> ServerConn<S> {
         ServerConn {
             decoder: Decoder::new(limits),
             state: State::Request,
+            held: None,
             pending: Vec::new(),
             out,
             out_start: 0,
@@ -239,8 +255,8 @@ impl<S> ServerConn<S> {
         match self.state {
             State::Request => Phase::Request,
             State::AwaitFd { .. } => Phase::AwaitFd,
-            State::AwaitDummyBeforeFd(_) => Phase::AwaitDummyBeforeFd,
-            State::SendFd(_) => Phase::SendFd,
+            State::AwaitDummyBeforeFd => Phase::AwaitDummyBeforeFd,
+            State::SendFd => Phase::SendFd,
             State::AwaitDummyAfterFd => Phase::AwaitDummyAfterFd,
             State::Closed(_) => Phase::Closed,
         }
@@ -295,7 +311,7 @@ impl<S> ServerConn<S> {
             self.state,
             State::Request
                 | State::AwaitFd { .. }
-                | State::AwaitDummyBeforeFd(_)
+                | State::AwaitDummyBeforeFd
                 | State::AwaitDummyAfterFd
         );
         if ready && self.below_high_water() {
@@ -335,7 +351,7 @@ impl<S> ServerConn<S> {
     /// descriptor must be sent, while too much output waits, and once closed.
     pub fn wants_input(&self) -> bool {
         match self.state {
-            State::SendFd(_) | State::Closed(_) => false,
+            State::SendFd | State::Closed(_) => false,
             // Input kept back must be served (by `resume`) before more is
             // read, or a fast writer that reads slowly grows it unbounded.
             _ => self.pending.is_empty() && self.below_high_water(),
@@ -352,7 +368,7 @@ impl<S> ServerConn<S> {
     /// [`handle_fd_send_failed`](ServerConn::handle_fd_send_failed).
     pub fn poll_fd_to_send(&self) -> Option<&S> {
         match &self.state {
-            State::SendFd(s) if self.poll_output().is_empty() => Some(s),
+            State::SendFd if self.poll_output().is_empty() => self.held.as_ref(),
             _ => None,
         }
     }
@@ -365,25 +381,22 @@ impl<S> ServerConn<S> {
         now: Instant,
         backend: &mut B,
     ) -> Option<S> {
-        match std::mem::replace(&mut self.state, State::AwaitDummyAfterFd) {
-            State::SendFd(s) => {
-                self.last_progress = now;
-                // The client may have pipelined its closing dummy already.
-                self.drain_pending(backend);
-                Some(s)
-            }
-            other => {
-                self.state = other;
-                None
-            }
+        if !matches!(self.state, State::SendFd) {
+            return None;
         }
+        self.state = State::AwaitDummyAfterFd;
+        let session = self.held.take();
+        self.last_progress = now;
+        // The client may have pipelined its closing dummy already.
+        self.drain_pending(backend);
+        session
     }
 
     /// Sending the descriptor failed: the session goes back into the cache
     /// and the connection is closed.
     /// Does nothing unless a descriptor was due.
     pub fn handle_fd_send_failed<B: Backend<Session = S>>(&mut self, backend: &mut B) {
-        if matches!(self.state, State::SendFd(_)) {
+        if matches!(self.state, State::SendFd) {
             self.handle_close(backend, CloseReason::SendFailed);
         }
     }
@@ -397,13 +410,13 @@ impl<S> ServerConn<S> {
     /// being dropped (shutdown): a session in the middle of a hand-over
     /// goes back into the cache.
     pub fn handle_close<B: Backend<Session = S>>(&mut self, backend: &mut B, reason: CloseReason) {
-        match std::mem::replace(&mut self.state, State::Closed(reason)) {
-            State::AwaitDummyBeforeFd(s) | State::SendFd(s) => {
-                backend.put_back(s);
-                self.notices.push_back(Notice::SessionPutBack);
-            }
-            State::Closed(earlier) => self.state = State::Closed(earlier),
-            _ => {}
+        if matches!(self.state, State::Closed(_)) {
+            return;
+        }
+        self.state = State::Closed(reason);
+        if let Some(s) = self.held.take() {
+            backend.put_back(s);
+            self.notices.push_back(Notice::SessionPutBack);
         }
     }
 
@@ -486,7 +499,7 @@ impl<S> ServerConn<S> {
         let mut used = 0;
         while used < data.len() {
             match self.state {
-                State::Request | State::AwaitDummyBeforeFd(_) | State::AwaitDummyAfterFd => {}
+                State::Request | State::AwaitDummyBeforeFd | State::AwaitDummyAfterFd => {}
                 State::AwaitFd { .. } => {
                     // Bytes where a descriptor was expected.
                     self.no_descriptor();
@@ -495,7 +508,7 @@ impl<S> ServerConn<S> {
                     }
                     continue;
                 }
-                State::SendFd(_) | State::Closed(_) => break,
+                State::SendFd | State::Closed(_) => break,
             }
             if self.poll_output().len() >= self.high_water {
                 break;
@@ -531,27 +544,29 @@ impl<S> ServerConn<S> {
         backend: &mut B,
         result: Result<(), DecodeError>,
     ) {
-        match std::mem::replace(&mut self.state, State::Request) {
+        match self.state {
             State::Request => self.on_request(backend, result),
-            State::AwaitDummyBeforeFd(s) => {
+            State::AwaitDummyBeforeFd => {
                 if result.is_ok() && is_dummy(&self.decoder) {
-                    self.state = State::SendFd(s);
+                    self.state = State::SendFd;
                 } else {
-                    backend.put_back(s);
-                    self.notices.push_back(Notice::SessionPutBack);
-                    self.state = State::Closed(CloseReason::ProtocolViolation(
-                        "expected dummy message before descriptor".into(),
-                    ));
+                    self.handle_close(
+                        backend,
+                        CloseReason::ProtocolViolation(
+                            "expected dummy message before descriptor".into(),
+                        ),
+                    );
                 }
             }
             State::AwaitDummyAfterFd => {
-                if !(result.is_ok() && is_dummy(&self.decoder)) {
-                    self.state = State::Closed(CloseReason::ProtocolViolation(
-                        "expected dummy message after descriptor".into(),
-                    ));
-                }
+                self.state = if result.is_ok() && is_dummy(&self.decoder) {
+                    State::Request
+                } else {
+                    CloseReason::ProtocolViolation("expected dummy message after descriptor".into())
+                        .into()
+                };
             }
-            other => self.state = other,
+            _ => {}
         }
     }
 
@@ -614,7 +629,8 @@ impl<S> ServerConn<S> {
                         Status::Ok,
                         backend.endp_prop(&s),
                     );
-                    self.state = State::AwaitDummyBeforeFd(s);
+                    self.held = Some(s);
+                    self.state = State::AwaitDummyBeforeFd;
                 }
                 None => message::encode_find_endp_reply(&mut self.out, Status::Fail, b""),
             },
@@ -635,7 +651,8 @@ impl<S> ServerConn<S> {
                         backend.dest_prop(&s),
                         backend.endp_prop(&s),
                     );
-                    self.state = State::AwaitDummyBeforeFd(s);
+                    self.held = Some(s);
+                    self.state = State::AwaitDummyBeforeFd;
                 }
                 None => message::encode_find_dest_reply(&mut self.out, Status::Fail, b"", b""),
             },

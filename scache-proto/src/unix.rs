@@ -43,9 +43,7 @@ use std::time::Duration;
 
 use nix::libc;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::socket::{
-    self, sockopt, AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType, UnixAddr,
-};
+use nix::sys::socket::{self, sockopt, AddressFamily, MsgFlags, SockFlag, SockType, UnixAddr};
 
 /// The most descriptors Linux passes in one `SCM_RIGHTS` message.
 const SCM_MAX_FD: usize = 253;
@@ -59,6 +57,15 @@ const CONTROL_SPACE: usize =
 /// A control buffer aligned for `cmsghdr`.
 #[repr(C, align(8))]
 struct ControlBuf([u8; CONTROL_SPACE]);
+
+/// Control buffer size for one descriptor.
+// SAFETY: CMSG_SPACE is a pure size computation.
+const ONE_FD_SPACE: usize =
+    unsafe { libc::CMSG_SPACE(mem::size_of::<libc::c_int>() as libc::c_uint) } as usize;
+
+/// A control buffer for one descriptor, aligned for `cmsghdr`.
+#[repr(C, align(8))]
+struct OneFdControl([u8; ONE_FD_SPACE]);
 
 fn retry_eintr<T>(mut f: impl FnMut() -> nix::Result<T>) -> io::Result<T> {
     loop {
@@ -76,13 +83,47 @@ fn retry_eintr<T>(mut f: impl FnMut() -> nix::Result<T>) -> io::Result<T> {
 /// On a non-blocking socket a full send buffer surfaces as
 /// [`io::ErrorKind::WouldBlock`].
 pub fn send_fd(sock: BorrowedFd<'_>, fd: BorrowedFd<'_>) -> io::Result<()> {
-    let data = [0u8];
-    let iov = [io::IoSlice::new(&data)];
-    let fds = [fd.as_raw_fd()];
-    let cmsg = [ControlMessage::ScmRights(&fds)];
-    let sent = retry_eintr(|| {
-        socket::sendmsg::<()>(sock.as_raw_fd(), &iov, &cmsg, MsgFlags::MSG_NOSIGNAL, None)
-    })?;
+    // By hand rather than with nix's `sendmsg`, which allocates its control
+    // buffer on the heap for every call: this is once per session handed
+    // out, on the daemon's busiest path.
+    let mut data = [0u8];
+    let mut control = OneFdControl([0; ONE_FD_SPACE]);
+    let mut iov = libc::iovec {
+        iov_base: data.as_mut_ptr().cast(),
+        iov_len: data.len(),
+    };
+    // SAFETY: msghdr is a plain C struct; all-zero bytes is a valid value
+    // (null pointers, zero lengths).
+    let mut msg: libc::msghdr = unsafe { mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.0.as_mut_ptr().cast();
+    msg.msg_controllen = ONE_FD_SPACE as _;
+    // SAFETY: the control buffer is ONE_FD_SPACE = CMSG_SPACE(one int)
+    // bytes, aligned for cmsghdr, so CMSG_FIRSTHDR returns its start and
+    // the header and one int of data fit in it.
+    unsafe {
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        (*cmsg).cmsg_level = libc::SOL_SOCKET;
+        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(mem::size_of::<libc::c_int>() as libc::c_uint) as _;
+        libc::CMSG_DATA(cmsg)
+            .cast::<libc::c_int>()
+            .write_unaligned(fd.as_raw_fd());
+    }
+    let sent = loop {
+        // SAFETY: `msg` points to one iovec describing `data` and to
+        // `control`, both alive for the duration of the call; sendmsg only
+        // reads them.
+        let n = unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) };
+        if n >= 0 {
+            break n;
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    };
     if sent == 1 {
         Ok(())
     } else {
