@@ -305,6 +305,10 @@ pub struct MultiCache<F, C> {
     evictions: Vec<Eviction>,
     departures: Departures<F>,
     probe: Option<Probe<F>>,
+    /// How many sessions, bindings and labels (each) the slabs may hold:
+    /// `MAX_INDEX`. A field rather than the constant only so that this
+    /// crate's unit tests can reach "index space full" with a few records.
+    index_cap: usize,
 }
 
 impl<F, C> fmt::Debug for MultiCache<F, C> {
@@ -355,6 +359,7 @@ impl<F, C: Clock> MultiCache<F, C> {
             evictions: Vec::new(),
             departures: Departures::Drop,
             probe: None,
+            index_cap: MAX_INDEX as usize,
         }
     }
 
@@ -504,8 +509,7 @@ impl<F, C: Clock> MultiCache<F, C> {
             .check_label(endp)
             .and_then(|()| self.check_prop(endp_prop))
             .and_then(|()| {
-                if self.sessions.len() >= MAX_INDEX as usize
-                    || self.labels.len() >= MAX_INDEX as usize - 2
+                if self.sessions.len() >= self.index_cap || self.labels.len() >= self.index_cap - 2
                 {
                     Err(CacheError::Full)
                 } else {
@@ -575,8 +579,7 @@ impl<F, C: Clock> MultiCache<F, C> {
             .and_then(|()| self.check_label(endp))
             .and_then(|()| self.check_prop(dest_prop))
             .and_then(|()| {
-                if self.bindings.len() >= MAX_INDEX as usize
-                    || self.labels.len() >= MAX_INDEX as usize - 2
+                if self.bindings.len() >= self.index_cap || self.labels.len() >= self.index_cap - 2
                 {
                     Err(CacheError::Full)
                 } else {
@@ -672,8 +675,7 @@ impl<F, C: Clock> MultiCache<F, C> {
             self.depart_taken(taken, DepartureCause::Expired);
             return None;
         }
-        if self.sessions.len() >= MAX_INDEX as usize || self.labels.len() >= MAX_INDEX as usize - 2
-        {
+        if self.sessions.len() >= self.index_cap || self.labels.len() >= self.index_cap - 2 {
             self.stats.refused_saves += 1;
             self.depart_taken(taken, DepartureCause::Evicted(EvictionCause::SessionLimit));
             return None;
@@ -1484,6 +1486,9 @@ impl<F, C: Clock> ConnectionCache for MultiCache<F, C> {
 fn ttl_millis(ttl: Duration) -> u64 {
     u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX)
 }
+
+#[cfg(test)]
+mod internal_tests;
 
 #[cfg(test)]
 mod tests {
