@@ -153,3 +153,30 @@ impl Clock for ManualClock {
         Instant(self.now.load(Ordering::SeqCst))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `CLOCK_MONOTONIC` in milliseconds, read directly.
+    fn reading_ms() -> u128 {
+        let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).unwrap();
+        Duration::new(t.tv_sec() as u64, t.tv_nsec() as u32).as_millis()
+    }
+
+    #[test]
+    fn monotonic_ms_is_the_system_reading_in_milliseconds() {
+        // Whole seconds count 1000 ms each, nanoseconds their millions:
+        // the value lies between two direct readings taken around it.
+        for _ in 0..3 {
+            let before = reading_ms();
+            let ms = u128::from(monotonic_ms());
+            let after = reading_ms();
+            assert!(
+                (before..=after).contains(&ms),
+                "{before} <= {ms} <= {after}"
+            );
+            std::thread::sleep(Duration::from_millis(3));
+        }
+    }
+}

@@ -1,0 +1,285 @@
+//! The small public types around the caches: clocks, instants, eviction
+//! causes and their names, departure causes, errors, the liveness probe.
+//! Written to pin what cargo-mutants found untested (see docs/testing.md).
+
+use std::io::{Read, Write};
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixStream;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use scache_core::{
+    probe, probe_fd, CacheError, Clock, ConnectionCache, DepartureCause, EvictionCause, Instant,
+    Limits, Liveness, ManualClock, MonotonicClock, MultiCache, Stats,
+};
+
+#[test]
+fn saturating_duration_since_is_the_difference_or_zero() {
+    let a = Instant::from_millis(1_500);
+    let b = Instant::from_millis(4_250);
+    assert_eq!(b.saturating_duration_since(a), Duration::from_millis(2_750));
+    assert_eq!(a.saturating_duration_since(b), Duration::ZERO);
+    assert_eq!(a.saturating_duration_since(a), Duration::ZERO);
+    assert_eq!(
+        Instant::from_millis(u64::MAX).saturating_duration_since(Instant::ZERO),
+        Duration::from_millis(u64::MAX)
+    );
+}
+
+#[test]
+fn saturating_add_adds_whole_milliseconds_and_saturates() {
+    let t = Instant::from_millis(10);
+    assert_eq!(t.saturating_add(Duration::from_millis(5)).as_millis(), 15);
+    assert_eq!(t.saturating_add(Duration::from_micros(999)).as_millis(), 10);
+    assert_eq!(t.saturating_add(Duration::MAX).as_millis(), u64::MAX);
+}
+
+/// Reads `clock` through the trait, so that the impl under test is the one
+/// for `C` itself (not an auto-deref to the inner clock).
+fn now_of<C: Clock>(clock: C) -> Instant {
+    clock.now()
+}
+
+#[test]
+fn clock_impls_for_references_and_pointers_read_the_inner_clock() {
+    let manual = ManualClock::new();
+    manual.set(Instant::from_millis(42_000));
+    assert_eq!(now_of(&manual), Instant::from_millis(42_000));
+
+    let rc = Rc::new(ManualClock::new());
+    rc.advance(Duration::from_millis(1_234));
+    assert_eq!(now_of(Rc::clone(&rc)), Instant::from_millis(1_234));
+    let rc_dyn: Rc<dyn Clock> = rc;
+    assert_eq!(now_of(rc_dyn), Instant::from_millis(1_234));
+
+    let arc = Arc::new(ManualClock::new());
+    arc.advance(Duration::from_secs(7));
+    assert_eq!(now_of(Arc::clone(&arc)), Instant::from_millis(7_000));
+    let arc_dyn: Arc<dyn Clock + Send + Sync> = arc;
+    assert_eq!(now_of(arc_dyn), Instant::from_millis(7_000));
+}
+
+#[test]
+fn a_cache_reads_time_through_an_arc_clock() {
+    let clock = Arc::new(ManualClock::new());
+    clock.set(Instant::from_millis(5_000));
+    let mut cache: MultiCache<u32, Arc<ManualClock>> = MultiCache::new(Arc::clone(&clock));
+    cache
+        .save_endp(Duration::from_secs(2), b"e", b"", 1)
+        .unwrap();
+    assert_eq!(cache.next_deadline(), Some(Instant::from_millis(7_000)));
+}
+
+#[test]
+fn monotonic_clock_counts_milliseconds_from_its_creation() {
+    let clock = MonotonicClock::new();
+    let started = std::time::Instant::now();
+    // A fresh clock starts at (about) its origin.
+    assert!(clock.now().as_millis() <= 50, "{:?}", clock.now());
+    std::thread::sleep(Duration::from_millis(30));
+    let lo = started.elapsed().as_millis() as u64;
+    let now = clock.now().as_millis();
+    let hi = started.elapsed().as_millis() as u64;
+    assert!(
+        (lo.saturating_sub(2)..=hi + 50).contains(&now),
+        "clock says {now} ms, std::time says {lo}..{hi} ms"
+    );
+    // Copies read the same timeline.
+    let copy = clock;
+    assert!(copy.now().as_millis() >= now);
+    assert!(MonotonicClock::default().now().as_millis() <= 50);
+}
+
+#[test]
+fn eviction_causes_have_positions_and_names() {
+    let names = [
+        "session_limit",
+        "endpoint_limit",
+        "destination_limit",
+        "label_limit",
+        "peer_closed",
+        "peer_data",
+        "fd_pressure",
+        "caller",
+    ];
+    assert_eq!(EvictionCause::ALL.len(), EvictionCause::COUNT);
+    for (i, cause) in EvictionCause::ALL.into_iter().enumerate() {
+        assert_eq!(cause.index(), i, "{cause:?}");
+        assert_eq!(cause.as_str(), names[i]);
+        assert_eq!(cause.to_string(), names[i]);
+    }
+}
+
+#[test]
+fn per_cause_counters_are_read_at_the_causes_position() {
+    let mut stats = Stats::default();
+    for (i, cause) in EvictionCause::ALL.into_iter().enumerate() {
+        stats.evicted_sessions[i] = 10 + i as u64;
+        stats.evicted_bindings[i] = 100 + i as u64;
+        assert_eq!(stats.evicted_sessions_for(cause), 10 + i as u64);
+        assert_eq!(stats.evicted_bindings_for(cause), 100 + i as u64);
+    }
+    assert_eq!(
+        stats.evictions_total(),
+        (10..18).sum::<u64>() + (100..108).sum::<u64>()
+    );
+}
+
+#[test]
+fn removing_a_session_counts_it_under_the_callers_cause() {
+    let clock = ManualClock::new();
+    let mut cache: MultiCache<u32, &ManualClock> = MultiCache::new(&clock);
+    for cause in EvictionCause::ALL {
+        let h = cache
+            .save_endp(Duration::from_secs(5), b"e", b"", 1)
+            .unwrap();
+        cache.remove_session(h, cause).unwrap();
+        let h = cache
+            .save_endp(Duration::from_secs(5), b"e", b"", 2)
+            .unwrap();
+        assert_eq!(cache.evict_soonest(cause), Some(h));
+    }
+    let stats = cache.stats();
+    for cause in EvictionCause::ALL {
+        assert_eq!(stats.evicted_sessions_for(cause), 2, "{cause}");
+    }
+}
+
+#[test]
+fn departure_causes_display() {
+    assert_eq!(DepartureCause::Expired.to_string(), "expired");
+    assert_eq!(DepartureCause::Shutdown.to_string(), "shutdown");
+    assert_eq!(
+        DepartureCause::Evicted(EvictionCause::PeerData).to_string(),
+        "evicted (peer_data)"
+    );
+}
+
+#[test]
+fn cache_errors_display_and_refused_sessions_debug_without_the_descriptor() {
+    assert_eq!(
+        CacheError::LabelTooLong { len: 9, max: 4 }.to_string(),
+        "label too long: 9 bytes, limit 4"
+    );
+    assert_eq!(
+        CacheError::PropTooLong { len: 7, max: 3 }.to_string(),
+        "property too long: 7 bytes, limit 3"
+    );
+    assert_eq!(CacheError::Full.to_string(), "cache index space exhausted");
+
+    // The descriptor type needs no Debug: the refusal shows only its error
+    // (what `unwrap` prints).
+    struct NotDebug;
+    let clock = ManualClock::new();
+    let limits = Limits {
+        max_label_len: Some(1),
+        ..Limits::NONE
+    };
+    let mut cache: MultiCache<NotDebug, &ManualClock> = MultiCache::with_limits(&clock, limits);
+    let refused = cache
+        .save_endp(Duration::from_secs(1), b"long", b"", NotDebug)
+        .unwrap_err();
+    assert_eq!(
+        format!("{refused:?}"),
+        "RefusedSession { error: LabelTooLong { len: 4, max: 1 }, .. }"
+    );
+    assert_eq!(
+        refused.to_string(),
+        "session not cached: label too long: 4 bytes, limit 1"
+    );
+    let source = std::error::Error::source(&refused).expect("the cache error");
+    assert_eq!(source.to_string(), "label too long: 4 bytes, limit 1");
+}
+
+#[test]
+fn probing_does_not_consume_what_the_peer_sent() {
+    let (mut server, mut client) = UnixStream::pair().unwrap();
+    server.write_all(b"421 4.3.2 bye\r\n").unwrap();
+    assert_eq!(probe(&client), Liveness::Unread);
+    assert_eq!(probe_fd(client.as_fd()), Liveness::Unread);
+    drop(server);
+    // Data then end of file: still closed, and the data still there.
+    assert_eq!(probe(&client), Liveness::Closed);
+    let mut got = String::new();
+    client.read_to_string(&mut got).unwrap();
+    assert_eq!(got, "421 4.3.2 bye\r\n");
+}
+
+#[test]
+fn a_pipe_whose_writer_is_gone_is_closed() {
+    // poll(2) reports POLLHUP without POLLIN on an empty pipe whose write
+    // end is closed: hang-up alone must read as closed.
+    let (r, w) = nix::unistd::pipe().unwrap();
+    assert_eq!(probe(&r), Liveness::Alive);
+    drop(w);
+    assert_eq!(probe(&r), Liveness::Closed);
+
+    // A pipe with data and a writer: readable, not a socket: unread data.
+    let (r, w) = nix::unistd::pipe().unwrap();
+    nix::unistd::write(&w, b"x").unwrap();
+    assert_eq!(probe(&r), Liveness::Unread);
+    // Data and hang-up together: closed.
+    drop(w);
+    assert_eq!(probe(&r), Liveness::Closed);
+}
+
+#[test]
+fn trait_size_reports_the_caches_counts() {
+    let clock = ManualClock::new();
+    let mut cache: MultiCache<u32, &ManualClock> = MultiCache::new(&clock);
+    let c: &mut dyn ConnectionCache<Fd = u32, Error = CacheError> = &mut cache;
+    c.save_dest(Duration::from_secs(1), b"d", b"", b"e")
+        .unwrap();
+    c.save_endp(Duration::from_secs(1), b"e", b"", 3).unwrap();
+    let size = c.size().expect("a local cache knows its size");
+    assert_eq!(
+        (size.dest_count, size.endp_count, size.sess_count),
+        (1, 1, 1)
+    );
+}
+
+#[test]
+fn session_fd_names_a_cached_session_until_it_leaves() {
+    let clock = ManualClock::new();
+    let mut cache: MultiCache<u32, &ManualClock> = MultiCache::new(&clock);
+    let h = cache
+        .save_endp(Duration::from_secs(5), b"e", b"", 7)
+        .unwrap();
+    assert_eq!(cache.session_fd(h), Some(&7));
+    *cache.session_fd_mut(h).expect("cached") = 9;
+    assert_eq!(cache.session_fd(h), Some(&9));
+    let found = ConnectionCache::find_endp(&mut cache, b"e")
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.fd, 9);
+    assert_eq!(cache.session_fd(h), None);
+    assert!(cache.session_fd_mut(h).is_none());
+}
+
+#[test]
+fn multi_cache_debug_shows_its_sizes_and_limits() {
+    let clock = ManualClock::new();
+    let limits = Limits {
+        max_sessions: Some(3),
+        ..Limits::NONE
+    };
+    let mut cache: MultiCache<u32, &ManualClock> = MultiCache::with_limits(&clock, limits);
+    cache
+        .save_dest(Duration::from_secs(5), b"d", b"", b"e")
+        .unwrap();
+    cache
+        .save_endp(Duration::from_secs(5), b"e", b"", 1)
+        .unwrap();
+    let text = format!("{cache:?}");
+    for part in [
+        "MultiCache {",
+        "dest_count: 1",
+        "endp_count: 1",
+        "sess_count: 1",
+        "binding_count: 1",
+        "max_sessions: Some(3)",
+    ] {
+        assert!(text.contains(part), "{part} not in {text}");
+    }
+}
