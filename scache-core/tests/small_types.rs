@@ -283,3 +283,51 @@ fn multi_cache_debug_shows_its_sizes_and_limits() {
         assert!(text.contains(part), "{part} not in {text}");
     }
 }
+
+#[test]
+fn a_removed_departure_hook_is_no_longer_called() {
+    use std::sync::mpsc;
+    let clock = ManualClock::new();
+    let mut cache: MultiCache<u32, &ManualClock> = MultiCache::new(&clock);
+    let (tx, rx) = mpsc::channel();
+    cache.set_departure_hook(move |d| tx.send(d.fd).unwrap());
+    cache
+        .save_endp(Duration::from_secs(1), b"e", b"", 1)
+        .unwrap();
+    clock.advance(Duration::from_secs(1));
+    cache.expire_due();
+    assert_eq!(rx.try_recv(), Ok(1));
+    cache.remove_departure_hook();
+    cache
+        .save_endp(Duration::from_secs(1), b"e", b"", 2)
+        .unwrap();
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(cache.expire_due(), 1);
+    // The hook (and its sender) is gone: dropped, not called.
+    assert_eq!(rx.try_recv(), Err(mpsc::TryRecvError::Disconnected));
+}
+
+#[test]
+fn a_removed_liveness_probe_is_no_longer_asked() {
+    let clock = ManualClock::new();
+    let mut cache: MultiCache<u32, &ManualClock> = MultiCache::new(&clock);
+    cache.set_liveness_probe(|_| Liveness::Closed);
+    cache
+        .save_endp(Duration::from_secs(5), b"e", b"", 1)
+        .unwrap();
+    assert!(ConnectionCache::find_endp(&mut cache, b"e")
+        .unwrap()
+        .is_none());
+    assert_eq!(
+        cache
+            .stats()
+            .evicted_sessions_for(EvictionCause::PeerClosed),
+        1
+    );
+    cache.remove_liveness_probe();
+    cache
+        .save_endp(Duration::from_secs(5), b"e", b"", 2)
+        .unwrap();
+    let found = ConnectionCache::find_endp(&mut cache, b"e").unwrap();
+    assert_eq!(found.map(|f| f.fd), Some(2));
+}

@@ -232,3 +232,19 @@ fn taken_sessions_show_their_label_bytes_when_debugged() {
     assert_eq!(taken.endp_label(), &long[..]);
     assert!(format!("{taken:?}").contains("endp_label: [120, 120,"));
 }
+
+#[test]
+fn enabling_the_label_limit_orders_only_the_labels_in_use() {
+    let clock = ManualClock::new();
+    let mut c: MultiCache<u32, &ManualClock> = MultiCache::new(&clock);
+    // "e" is named by a binding but holds no session: not in use.
+    c.save_dest(TTL, b"d", b"", b"e").unwrap();
+    c.save_endp(TTL, b"f", b"", 1).unwrap();
+    assert!(c.lru.is_empty());
+    c.set_limits(Limits {
+        max_labels: Some(10),
+        ..Limits::NONE
+    });
+    assert_eq!(c.lru.len(), 2);
+    c.check_invariants();
+}
