@@ -226,15 +226,5 @@ impl<F> Departures<F> {
     }
 }
 
-impl<F> fmt::Debug for Departures<F> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Departures::Drop => "Drop",
-            Departures::Hook(_) => "Hook",
-            Departures::Queue(_) => "Queue",
-        })
-    }
-}
-
 /// A liveness probe chosen by the owner.
 pub(crate) type Probe<F> = Box<dyn Fn(&F) -> Liveness + Send>;
