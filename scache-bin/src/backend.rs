@@ -406,4 +406,144 @@ mod tests {
             1
         );
     }
+
+    #[test]
+    fn next_deadline_is_the_caches() {
+        let clock: &'static ManualClock = Box::leak(Box::new(ManualClock::new()));
+        let mut b = CacheBackend::new(MultiCache::new(clock), Duration::from_secs(10), false);
+        assert_eq!(b.next_deadline(), None);
+        clock.advance(Duration::from_secs(5));
+        assert_eq!(b.save_endp(3, b"e", b"", 1), Status::Ok);
+        assert_eq!(b.next_deadline(), Some(Instant::from_millis(8_000)));
+        b.expire(Instant::from_millis(8_000));
+        assert_eq!(b.next_deadline(), None);
+    }
+
+    #[test]
+    fn watch_stored_hands_over_the_sessions_still_cached() {
+        let mut b = backend(5);
+        for fd in 1..=4 {
+            assert_eq!(b.save_endp(5, b"e", b"", fd), Status::Ok);
+        }
+        // The oldest leaves before the driver looks: its handle is stale.
+        assert_eq!(b.find_endp(b"e").map(|t| t.fd), Some(1));
+        let mut seen = Vec::new();
+        b.watch_stored(|handle, &fd| {
+            seen.push((handle, fd));
+            fd != 3
+        });
+        assert_eq!(
+            seen.iter().map(|&(_, fd)| fd).collect::<Vec<_>>(),
+            [2, 3, 4]
+        );
+        for &(handle, fd) in &seen {
+            assert_eq!(b.session_fd(handle), Some(&fd));
+        }
+        // Only the one the driver could not watch is counted.
+        assert_eq!(b.counters.unwatched_saves, 1);
+        // The list was consumed.
+        b.watch_stored(|_, _| panic!("nothing new was stored"));
+        assert_eq!(b.save_endp(5, b"e", b"", 5), Status::Ok);
+        b.watch_stored(|_, _| false);
+        assert_eq!(b.counters.unwatched_saves, 2);
+        // A handle that left the cache has no descriptor.
+        let (gone, _) = seen[0];
+        assert!(b.find_endp(b"e").is_some());
+        assert_eq!(b.session_fd(gone), None);
+    }
+
+    #[test]
+    fn logging_the_interval_statistics_starts_a_new_interval() {
+        let mut b = backend(5);
+        assert_eq!(b.save_endp(5, b"e", b"", 1), Status::Ok);
+        assert!(b.find_endp(b"e").is_some());
+        assert!(b.find_dest(b"d").is_none());
+        assert!(!b.interval.is_empty());
+        b.log_interval_stats();
+        assert!(b.interval.is_empty());
+    }
+
+    #[test]
+    fn close_all_empties_the_cache_and_the_stored_list() {
+        let mut b = backend(5);
+        assert_eq!(b.save_endp(5, b"e", b"", 1), Status::Ok);
+        assert_eq!(b.save_endp(5, b"f", b"", 2), Status::Ok);
+        assert_eq!(b.save_dest(5, b"d", b"", b"e"), Status::Ok);
+        b.close_all();
+        assert_eq!(b.sess_count(), 0);
+        assert_eq!(b.cache().binding_count(), 0);
+        assert_eq!(b.take_stored().count(), 0);
+        assert_eq!(b.next_deadline(), None);
+    }
+
+    #[test]
+    fn peer_events_are_logged_with_their_cause() {
+        assert_eq!(
+            cause_text(EvictionCause::PeerClosed),
+            "peer closed the connection"
+        );
+        assert_eq!(
+            cause_text(EvictionCause::PeerData),
+            "peer sent data (shutdown notice?)"
+        );
+        assert_eq!(cause_text(EvictionCause::Caller), "evicted");
+    }
+
+    #[test]
+    fn stats_reply_names_every_counter_once() {
+        let mut b = backend(5);
+        assert_eq!(b.save_endp(5, b"e", b"", 1), Status::Ok);
+        assert_eq!(b.save_endp(5, b"e", b"", 2), Status::Ok);
+        let handles: Vec<_> = b.take_stored().collect();
+        assert!(b.on_peer_event(handles[0], EvictionCause::PeerData));
+        let mut out = Vec::new();
+        Backend::stats(&mut b, &mut out);
+        scache_proto::attr::put_end(&mut out);
+        let mut decoder = scache_proto::attr::Decoder::new(Default::default());
+        let scache_proto::attr::Decoded::Complete { message, .. } = decoder.decode(&out) else {
+            panic!("one complete message");
+        };
+        let names: Vec<String> = message
+            .iter()
+            .map(|(n, _)| String::from_utf8(n.to_vec()).unwrap())
+            .collect();
+        let want = [
+            "uptime",
+            "clients",
+            "clients_accepted",
+            "clients_refused",
+            "dest_count",
+            "endp_count",
+            "sess_count",
+            "binding_count",
+            "peak_dest_count",
+            "peak_endp_count",
+            "peak_sess_count",
+            "peak_binding_count",
+            "endp_hits",
+            "endp_misses",
+            "dest_hits",
+            "dest_misses",
+            "saves_endp",
+            "saves_dest",
+            "dest_refreshes",
+            "refused_saves",
+            "put_backs",
+            "expired_sessions",
+            "expired_bindings",
+            "evicted_sessions_session_limit",
+            "evicted_sessions_endpoint_limit",
+            "evicted_sessions_label_limit",
+            "evicted_sessions_peer_closed",
+            "evicted_sessions_peer_data",
+            "evicted_sessions_fd_pressure",
+            "evicted_bindings_destination_limit",
+            "evicted_bindings_label_limit",
+            "unwatched_saves",
+        ];
+        assert_eq!(names, want);
+        assert_eq!(message.get(b"saves_endp"), Some(&b"2"[..]));
+        assert_eq!(message.get(b"sess_count"), Some(&b"1"[..]));
+        assert_eq!(message.get(b"evicted_sessions_peer_data"), Some(&b"1"[..]));
+    }
 }
