@@ -331,3 +331,80 @@ fn a_removed_liveness_probe_is_no_longer_asked() {
     let found = ConnectionCache::find_endp(&mut cache, b"e").unwrap();
     assert_eq!(found.map(|f| f.fd), Some(2));
 }
+
+#[test]
+fn the_label_limit_evicts_the_least_recently_saved_to_label_wherever_it_sits() {
+    let clock = ManualClock::new();
+    let limits = Limits {
+        max_labels: Some(3),
+        ..Limits::NONE
+    };
+    let mut cache: MultiCache<u32, &ManualClock> = MultiCache::with_limits(&clock, limits);
+    let ttl = Duration::from_secs(60);
+    let a = cache.save_endp(ttl, b"a", b"", 1).unwrap();
+    let b = cache.save_endp(ttl, b"b", b"", 2).unwrap();
+    let c = cache.save_endp(ttl, b"c", b"", 3).unwrap();
+    // Saving to "a" and "b" again leaves "c" (the last label created) the
+    // least recently saved-to.
+    let a2 = cache.save_endp(ttl, b"a", b"", 4).unwrap();
+    let b2 = cache.save_endp(ttl, b"b", b"", 5).unwrap();
+    cache.save_endp(ttl, b"d", b"", 6).unwrap();
+    assert!(!cache.contains_session(c));
+    for h in [a, b, a2, b2] {
+        assert!(cache.contains_session(h));
+    }
+    // Then "a", now the oldest.
+    cache.save_endp(ttl, b"e", b"", 7).unwrap();
+    assert!(!cache.contains_session(a) && !cache.contains_session(a2));
+    assert!(cache.contains_session(b) && cache.contains_session(b2));
+    let evicted: Vec<_> = cache.drain_evictions().collect();
+    assert_eq!(evicted.len(), 3, "{evicted:?}");
+    assert!(evicted.iter().all(|e| e.cause == EvictionCause::LabelLimit));
+}
+
+#[test]
+fn a_dead_session_at_checkout_gives_way_to_the_next_one() {
+    let clock = ManualClock::new();
+    let mut cache: MultiCache<u32, &ManualClock> = MultiCache::new(&clock);
+    cache.set_liveness_probe(|&fd| {
+        if fd == 1 {
+            Liveness::Closed
+        } else {
+            Liveness::Alive
+        }
+    });
+    let ttl = Duration::from_secs(5);
+    cache.save_endp(ttl, b"e", b"", 1).unwrap();
+    cache.save_endp(ttl, b"e", b"", 2).unwrap();
+    let found = ConnectionCache::find_endp(&mut cache, b"e").unwrap();
+    assert_eq!(found.map(|f| f.fd), Some(2));
+    assert_eq!(
+        cache
+            .stats()
+            .evicted_sessions_for(EvictionCause::PeerClosed),
+        1
+    );
+}
+
+#[test]
+fn eviction_records_and_evict_soonest_name_the_evicted_session() {
+    let clock = ManualClock::new();
+    let limits = Limits {
+        max_sessions: Some(1),
+        ..Limits::NONE
+    };
+    let mut cache: MultiCache<u32, &ManualClock> = MultiCache::with_limits(&clock, limits);
+    let ttl = Duration::from_secs(5);
+    let first = cache.save_endp(ttl, b"e", b"", 1).unwrap();
+    let second = cache.save_endp(ttl, b"e", b"", 2).unwrap();
+    let third = cache.save_endp(ttl, b"e", b"", 3).unwrap();
+    let evicted: Vec<_> = cache.drain_evictions().map(|e| e.evicted).collect();
+    assert_eq!(
+        evicted,
+        [
+            scache_core::Evicted::Session(first),
+            scache_core::Evicted::Session(second)
+        ]
+    );
+    assert_eq!(cache.evict_soonest(EvictionCause::Caller), Some(third));
+}
