@@ -1,12 +1,15 @@
-//! SharedCache's background expiry thread and its guard: what reaches the
-//! departure hook, what dropping the guard waits for, and what the guard
-//! reports. Written to pin what cargo-mutants found untested (see
+//! SharedCache's background expiry thread and its guard (what reaches the
+//! departure hook, what dropping the guard waits for, what the guard
+//! reports), and SharedCache's own accessors. Written to pin what cargo-mutants found untested (see
 //! docs/testing.md).
 
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use scache_core::{DepartureCause, MonotonicClock, SharedCache};
+use scache_core::{
+    CacheError, ConnectionCache, DepartureCause, Limits, Liveness, ManualClock, MonotonicClock,
+    SharedCache,
+};
 
 /// Polls `cond` every 5 ms until it holds or `limit` passes.
 fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
@@ -82,4 +85,70 @@ fn the_guard_reports_a_thread_that_died() {
         "the expiry thread should have ended with its hook's panic"
     );
     assert_eq!(format!("{expiry:?}"), "BackgroundExpiry { running: false }");
+}
+
+// ----- SharedCache's own accessors ------------------------------------
+
+#[test]
+fn shared_cache_limits_can_be_read_and_changed() {
+    let limits = Limits {
+        max_sessions: Some(2),
+        ..Limits::NONE
+    };
+    let cache = SharedCache::<u32, ManualClock>::with_limits(ManualClock::new(), limits);
+    assert_eq!(cache.limits(), limits);
+    let tighter = Limits {
+        max_sessions: Some(1),
+        ..Limits::NONE
+    };
+    cache.set_limits(tighter);
+    assert_eq!(cache.limits(), tighter);
+    cache
+        .save_endp(Duration::from_secs(5), b"e", b"", 1)
+        .unwrap();
+    cache
+        .save_endp(Duration::from_secs(5), b"e", b"", 2)
+        .unwrap();
+    assert_eq!(cache.stats().sess_count, 1);
+}
+
+#[test]
+fn shared_cache_liveness_probe_is_asked_at_checkout() {
+    let cache = SharedCache::<u32, ManualClock>::new(ManualClock::new());
+    cache.set_liveness_probe(|&fd| {
+        if fd == 1 {
+            Liveness::Unread
+        } else {
+            Liveness::Alive
+        }
+    });
+    cache
+        .save_endp(Duration::from_secs(5), b"e", b"", 1)
+        .unwrap();
+    cache
+        .save_endp(Duration::from_secs(5), b"e", b"", 2)
+        .unwrap();
+    let found = cache.find_endp(b"e").unwrap().map(|f| f.fd);
+    assert_eq!(found, Some(2));
+}
+
+#[test]
+fn shared_cache_through_the_trait_and_debug() {
+    let mut cache = SharedCache::<u32, ManualClock>::new(ManualClock::new());
+    {
+        let c: &mut dyn ConnectionCache<Fd = u32, Error = CacheError> = &mut cache;
+        c.save_endp(Duration::from_secs(5), b"e", b"p", 9).unwrap();
+        let found = c.find_endp(b"e").unwrap().expect("cached");
+        assert_eq!((found.fd, &found.endp_prop[..]), (9, &b"p"[..]));
+    }
+    cache
+        .save_endp(Duration::from_secs(5), b"e", b"", 3)
+        .unwrap();
+    let text = format!("{cache:?}");
+    assert!(
+        text.starts_with("SharedCache { cache: MultiCache {"),
+        "{text}"
+    );
+    assert!(text.contains("sess_count: 1"), "{text}");
+    assert!(text.ends_with("has_hook: false }"), "{text}");
 }
