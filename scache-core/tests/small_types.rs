@@ -408,3 +408,67 @@ fn eviction_records_and_evict_soonest_name_the_evicted_session() {
     );
     assert_eq!(cache.evict_soonest(EvictionCause::Caller), Some(third));
 }
+
+#[test]
+fn dropping_a_cache_hands_what_it_still_holds_to_the_departure_hook() {
+    use std::sync::mpsc;
+    let clock = ManualClock::new();
+    let mut cache: MultiCache<u32, &ManualClock> = MultiCache::new(&clock);
+    let (tx, rx) = mpsc::channel();
+    cache.set_departure_hook(move |d| tx.send((d.fd, d.endp, d.cause)).unwrap());
+    cache
+        .save_endp(Duration::from_secs(9), b"late", b"", 1)
+        .unwrap();
+    cache
+        .save_endp(Duration::from_secs(3), b"soon", b"", 2)
+        .unwrap();
+    drop(cache);
+    let got: Vec<_> = rx.try_iter().collect();
+    assert_eq!(
+        got,
+        [
+            (2, b"soon".to_vec(), DepartureCause::Shutdown),
+            (1, b"late".to_vec(), DepartureCause::Shutdown)
+        ]
+    );
+}
+
+#[test]
+fn single_cache_counts_what_expired_and_debugs_its_state() {
+    use scache_core::SingleCache;
+    let clock = ManualClock::new();
+    let mut c: SingleCache<u32, &ManualClock> = SingleCache::new(&clock);
+    c.save_dest(Duration::from_secs(1), b"d", b"", b"e")
+        .unwrap();
+    c.save_endp(Duration::from_secs(2), b"e", b"", 5).unwrap();
+    assert_eq!(
+        format!("{c:?}"),
+        "SingleCache { now: Instant(0), has_session: true, has_binding: true, .. }"
+    );
+    // Only the binding is due: one entry.
+    assert_eq!(c.expire(Instant::from_millis(1_000)), 1);
+    assert_eq!(
+        format!("{c:?}"),
+        "SingleCache { now: Instant(1000), has_session: true, has_binding: false, .. }"
+    );
+    c.save_dest(Duration::from_secs(1), b"d", b"", b"e")
+        .unwrap();
+    // Both due: two entries.
+    assert_eq!(c.expire(Instant::from_millis(2_000)), 2);
+}
+
+#[test]
+fn shared_cache_bindings_through_the_trait() {
+    use scache_core::SharedCache;
+    let mut cache = SharedCache::<u32, ManualClock>::new(ManualClock::new());
+    let c: &mut dyn ConnectionCache<Fd = u32, Error = CacheError> = &mut cache;
+    c.save_dest(Duration::from_secs(5), b"d", b"dp", b"e")
+        .unwrap();
+    c.save_endp(Duration::from_secs(5), b"e", b"ep", 4).unwrap();
+    let found = c.find_dest(b"d").unwrap().expect("bound and cached");
+    assert_eq!(
+        (found.fd, &found.dest_prop[..], &found.endp_prop[..]),
+        (4, &b"dp"[..], &b"ep"[..])
+    );
+    assert_eq!(cache.stats().binding_count, 1);
+}
