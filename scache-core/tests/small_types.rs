@@ -472,3 +472,17 @@ fn shared_cache_bindings_through_the_trait() {
     );
     assert_eq!(cache.stats().binding_count, 1);
 }
+
+#[test]
+fn single_cache_rebinding_to_another_endpoint_replaces_the_binding() {
+    use scache_core::SingleCache;
+    let clock = ManualClock::new();
+    let mut c: SingleCache<u32, &ManualClock> = SingleCache::new(&clock);
+    c.save_dest(Duration::from_secs(5), b"d", b"p", b"e1")
+        .unwrap();
+    c.save_dest(Duration::from_secs(5), b"d", b"p", b"e2")
+        .unwrap();
+    c.save_endp(Duration::from_secs(5), b"e2", b"", 7).unwrap();
+    let found = c.find_dest(b"d").unwrap().map(|f| f.fd);
+    assert_eq!(found, Some(7));
+}
