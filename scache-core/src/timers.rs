@@ -261,6 +261,9 @@ impl Order {
 }
 
 #[cfg(test)]
+mod order_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
