@@ -67,3 +67,57 @@ fn buffered_len_counts_the_bytes_held_of_the_current_message() {
     d.reset();
     assert_eq!(d.buffered_len(), 0);
 }
+
+/// Decodes one complete message from `wire` and hands it to `check`.
+fn with_message(wire: &[u8], check: impl FnOnce(scache_proto::attr::Message<'_>)) {
+    let mut d = Decoder::new(Limits::default());
+    let Decoded::Complete { message, .. } = d.decode(wire) else {
+        panic!("complete");
+    };
+    check(message);
+}
+
+#[test]
+fn messages_answer_lookups_by_name() {
+    with_message(b"request\0find_endp\0label\0a\nb\0label\0second\0\0", |m| {
+        assert!(!m.is_empty());
+        assert_eq!(m.len(), 3);
+        assert_eq!(m.get(b"request"), Some(&b"find_endp"[..]));
+        // The first of two attributes with the same name.
+        assert_eq!(m.get(b"label"), Some(&b"a\nb"[..]));
+        assert_eq!(m.get(b"absent"), None);
+        assert_eq!(
+            format!("{m:?}"),
+            r#"["request=find_endp", "label=a\\nb", "label=second"]"#
+        );
+        let mut it = m.iter();
+        assert_eq!(it.size_hint(), (3, Some(3)));
+        assert_eq!(it.len(), 3);
+        it.next();
+        assert_eq!(it.size_hint(), (2, Some(2)));
+        it.by_ref().count();
+        assert_eq!(it.size_hint(), (0, Some(0)));
+        assert_eq!(m.into_iter().count(), 3);
+    });
+    with_message(b"\0", |m| {
+        assert!(m.is_empty());
+        assert_eq!(m.get(b"request"), None);
+        assert_eq!(m.iter().size_hint(), (0, Some(0)));
+    });
+}
+
+#[test]
+fn printable_escapes_and_cuts_like_postfix() {
+    use scache_proto::attr::Printable;
+    assert_eq!(
+        Printable(b"a\tb\nc\\d\x7f\x00").to_string(),
+        r"a\tb\nc\\d\x7f\x00"
+    );
+    assert_eq!(format!("{:?}", Printable(b"x\ty")), r#""x\ty""#);
+    // Exactly 100 bytes: all shown, no ellipsis; 101: cut after 100.
+    assert_eq!(Printable(&[b'x'; 100]).to_string(), "x".repeat(100));
+    assert_eq!(
+        Printable(&[b'x'; 101]).to_string(),
+        format!("{}...", "x".repeat(100))
+    );
+}
