@@ -486,3 +486,13 @@ fn single_cache_rebinding_to_another_endpoint_replaces_the_binding() {
     let found = c.find_dest(b"d").unwrap().map(|f| f.fd);
     assert_eq!(found, Some(7));
 }
+
+#[test]
+fn a_descriptor_that_is_not_open_is_closed() {
+    // poll(2) answers POLLNVAL for a number no open descriptor can have
+    // (far above any RLIMIT_NOFILE): no usable connection.
+    // SAFETY: the descriptor is only handed to poll(2), which reports it
+    // as invalid; it is never read, written or closed.
+    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(1 << 30) };
+    assert_eq!(probe_fd(fd), Liveness::Closed);
+}
