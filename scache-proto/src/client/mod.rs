@@ -411,4 +411,77 @@ mod tests {
         .is_failure());
         assert!(!ClientError::Invalid(EncodeError::BadTtl { ttl: 0 }).is_failure());
     }
+
+    /// The result conversions, for every reply status.
+    #[test]
+    fn outcomes_become_results() {
+        let done = |outcome| Done { outcome, fd: None };
+        let dest = |status| Outcome::FoundDest {
+            status,
+            dest_prop: b"d".to_vec(),
+            endp_prop: b"e".to_vec(),
+        };
+        assert!(matches!(found_dest(done(dest(Status::Fail))), Ok(None)));
+        assert!(matches!(
+            found_dest(done(dest(Status::Bad))),
+            Err(ClientError::Refused {
+                status: Status::Bad
+            })
+        ));
+        // Status 0 without the descriptor that must come with it.
+        assert!(matches!(
+            found_dest(done(dest(Status::Ok))),
+            Err(ClientError::Refused { status: Status::Ok })
+        ));
+        assert!(matches!(
+            found_dest(done(Outcome::Saved(Status::Ok))),
+            Err(ClientError::Protocol(ProtocolError::OutOfSequence))
+        ));
+        let endp = |status| Outcome::FoundEndp {
+            status,
+            endp_prop: b"e".to_vec(),
+        };
+        assert!(matches!(found_endp(done(endp(Status::Fail))), Ok(None)));
+        assert!(matches!(
+            found_endp(done(endp(Status::Bad))),
+            Err(ClientError::Refused {
+                status: Status::Bad
+            })
+        ));
+        assert!(matches!(
+            found_endp(done(Outcome::Saved(Status::Ok))),
+            Err(ClientError::Protocol(ProtocolError::OutOfSequence))
+        ));
+        assert!(saved(done(Outcome::Saved(Status::Ok))).is_ok());
+        assert!(matches!(
+            saved(done(Outcome::Saved(Status::Fail))),
+            Err(ClientError::Refused {
+                status: Status::Fail
+            })
+        ));
+        assert!(matches!(
+            saved(done(endp(Status::Ok))),
+            Err(ClientError::Protocol(ProtocolError::OutOfSequence))
+        ));
+        let counters = vec![(b"sess_count".to_vec(), b"3".to_vec())];
+        let got = stats(done(Outcome::Stats {
+            status: Status::Ok,
+            counters,
+        }))
+        .unwrap();
+        assert_eq!(got, [("sess_count".to_string(), "3".to_string())]);
+        assert!(matches!(
+            stats(done(Outcome::Stats {
+                status: Status::Bad,
+                counters: Vec::new()
+            })),
+            Err(ClientError::Refused {
+                status: Status::Bad
+            })
+        ));
+        assert!(matches!(
+            stats(done(Outcome::Saved(Status::Ok))),
+            Err(ClientError::Protocol(ProtocolError::OutOfSequence))
+        ));
+    }
 }
