@@ -1,0 +1,346 @@
+//! The sans-I/O server connection driven through whole exchanges, with a
+//! small in-memory backend: every step of `docs/protocol.md` as the
+//! connection sees it (output, phase, descriptors to send, notices,
+//! timeouts, put-backs). The daemon's own tests cover the same through
+//! sockets; these run in scache-proto's suite, so that mutation testing of
+//! server.rs sees them (see docs/testing.md).
+
+use std::time::Duration;
+
+use scache_core::Instant;
+use scache_proto::attr::{put_attr, put_end, Limits};
+use scache_proto::message::{RequestKind, Status};
+use scache_proto::server::{Backend, CloseReason, Notice, Phase, ServerConn};
+
+/// Sessions are descriptor numbers with their labels and properties.
+#[derive(Default)]
+struct Mem {
+    sessions: Vec<(Vec<u8>, Vec<u8>, u32)>,
+    bindings: Vec<(Vec<u8>, Vec<u8>, Vec<u8>)>,
+    put_backs: Vec<u32>,
+}
+
+/// A session taken out: its descriptor and properties.
+#[derive(Debug, PartialEq)]
+struct Taken {
+    fd: u32,
+    endp_prop: Vec<u8>,
+    dest_prop: Vec<u8>,
+}
+
+impl Backend for Mem {
+    type Fd = u32;
+    type Session = Taken;
+    fn save_endp(&mut self, _ttl: u32, endp: &[u8], endp_prop: &[u8], fd: u32) -> Status {
+        self.sessions.push((endp.to_vec(), endp_prop.to_vec(), fd));
+        Status::Ok
+    }
+    fn find_endp(&mut self, endp: &[u8]) -> Option<Taken> {
+        let i = self.sessions.iter().position(|(l, _, _)| l == endp)?;
+        let (_, endp_prop, fd) = self.sessions.remove(i);
+        Some(Taken {
+            fd,
+            endp_prop,
+            dest_prop: Vec::new(),
+        })
+    }
+    fn save_dest(&mut self, _ttl: u32, dest: &[u8], dest_prop: &[u8], endp: &[u8]) -> Status {
+        self.bindings
+            .push((dest.to_vec(), dest_prop.to_vec(), endp.to_vec()));
+        Status::Ok
+    }
+    fn find_dest(&mut self, dest: &[u8]) -> Option<Taken> {
+        let (_, dest_prop, endp) = self.bindings.iter().find(|(d, _, _)| d == dest)?.clone();
+        let mut t = self.find_endp(&endp)?;
+        t.dest_prop = dest_prop;
+        Some(t)
+    }
+    fn endp_prop<'s>(&self, s: &'s Taken) -> &'s [u8] {
+        &s.endp_prop
+    }
+    fn dest_prop<'s>(&self, s: &'s Taken) -> &'s [u8] {
+        &s.dest_prop
+    }
+    fn put_back(&mut self, s: Taken) {
+        self.put_backs.push(s.fd);
+    }
+    fn stats(&mut self, out: &mut Vec<u8>) {
+        put_attr(
+            out,
+            b"sess_count",
+            self.sessions.len().to_string().as_bytes(),
+        );
+    }
+}
+
+fn msg(attrs: &[(&str, &str)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (n, v) in attrs {
+        put_attr(&mut out, n.as_bytes(), v.as_bytes());
+    }
+    put_end(&mut out);
+    out
+}
+
+const DUMMY: &[u8] = b"dummy\0\0\0";
+
+fn t(ms: u64) -> Instant {
+    Instant::from_millis(ms)
+}
+
+/// A connection whose greeting has been written.
+fn conn(mem: &mut Mem) -> ServerConn<Taken> {
+    let mut c = ServerConn::new(Limits::default(), t(0));
+    assert_eq!(c.poll_output(), b"protocol\0connection_cache_protocol\0\0");
+    assert!(!c.is_idle(), "the greeting is waiting");
+    let n = c.poll_output().len();
+    c.handle_output_sent(t(0), n, mem);
+    assert!(c.is_idle());
+    c
+}
+
+/// Takes what the connection wrote.
+fn written(c: &mut ServerConn<Taken>, mem: &mut Mem, now: Instant) -> Vec<u8> {
+    let out = c.poll_output().to_vec();
+    c.handle_output_sent(now, out.len(), mem);
+    out
+}
+
+#[test]
+fn save_endp_then_find_endp_hand_the_descriptor_over() {
+    let mut mem = Mem::default();
+    let mut c = conn(&mut mem);
+    let save = msg(&[
+        ("request", "save_endp"),
+        ("ttl", "2"),
+        ("label", "e"),
+        ("property", "p"),
+    ]);
+    c.handle_input(t(1), &mut mem, &save, None);
+    assert_eq!(written(&mut c, &mut mem, t(1)), DUMMY);
+    assert_eq!(c.phase(), Phase::AwaitFd);
+    assert_eq!(c.requests(), 0, "counted when the descriptor arrives");
+    assert!(!c.is_idle());
+    c.handle_input(t(2), &mut mem, b"\0", Some(7));
+    assert_eq!(written(&mut c, &mut mem, t(2)), b"status\x000\0\0");
+    assert_eq!(c.requests(), 1);
+    assert_eq!(mem.sessions, [(b"e".to_vec(), b"p".to_vec(), 7)]);
+    assert!(c.is_idle());
+
+    c.handle_input(
+        t(3),
+        &mut mem,
+        &msg(&[("request", "find_endp"), ("label", "e")]),
+        None,
+    );
+    assert_eq!(
+        written(&mut c, &mut mem, t(3)),
+        b"status\x000\0property\0p\0\0"
+    );
+    assert_eq!(c.phase(), Phase::AwaitDummyBeforeFd);
+    assert_eq!(c.poll_fd_to_send(), None);
+    c.handle_input(t(4), &mut mem, DUMMY, None);
+    assert_eq!(c.phase(), Phase::SendFd);
+    assert!(!c.wants_input());
+    assert_eq!(c.poll_fd_to_send().map(|s| s.fd), Some(7));
+    let sent = c.handle_fd_sent(t(5), &mut mem).expect("the session");
+    assert_eq!(sent.fd, 7);
+    assert_eq!(c.handle_fd_sent(t(5), &mut mem), None, "only once");
+    assert_eq!(c.phase(), Phase::AwaitDummyAfterFd);
+    c.handle_input(t(6), &mut mem, DUMMY, None);
+    assert_eq!(c.phase(), Phase::Request);
+    assert!(c.is_idle());
+    assert_eq!(c.requests(), 2);
+    assert_eq!(c.poll_notice(), None);
+    assert!(mem.put_backs.is_empty());
+}
+
+#[test]
+fn find_dest_and_stats_replies() {
+    let mut mem = Mem::default();
+    mem.sessions.push((b"e".to_vec(), b"ep".to_vec(), 3));
+    let mut c = conn(&mut mem);
+    let save_dest = msg(&[
+        ("request", "save_dest"),
+        ("ttl", "5"),
+        ("label", "d"),
+        ("property", "dp"),
+        ("label", "e"),
+    ]);
+    c.handle_input(t(1), &mut mem, &save_dest, None);
+    assert_eq!(written(&mut c, &mut mem, t(1)), b"status\x000\0\0");
+    c.handle_input(
+        t(1),
+        &mut mem,
+        &msg(&[("request", "find_dest"), ("label", "x")]),
+        None,
+    );
+    assert_eq!(
+        written(&mut c, &mut mem, t(1)),
+        b"status\x002\0property\0\0property\0\0\0"
+    );
+    c.handle_input(
+        t(1),
+        &mut mem,
+        &msg(&[("request", "find_dest"), ("label", "d")]),
+        None,
+    );
+    assert_eq!(
+        written(&mut c, &mut mem, t(1)),
+        b"status\x000\0property\0dp\0property\0ep\0\0"
+    );
+    // Dummy, descriptor and closing dummy all in one go.
+    c.handle_input(t(2), &mut mem, DUMMY, None);
+    assert_eq!(c.handle_fd_sent(t(2), &mut mem).map(|s| s.fd), Some(3));
+    c.handle_input(t(2), &mut mem, DUMMY, None);
+    c.handle_input(t(2), &mut mem, &msg(&[("request", "stats")]), None);
+    assert_eq!(
+        written(&mut c, &mut mem, t(2)),
+        b"status\x000\0sess_count\x000\0\0"
+    );
+    assert_eq!(c.requests(), 4);
+}
+
+#[test]
+fn a_missing_descriptor_is_status_2_and_a_stray_one_is_dropped() {
+    let mut mem = Mem::default();
+    let mut c = conn(&mut mem);
+    let save = msg(&[
+        ("request", "save_endp"),
+        ("ttl", "2"),
+        ("label", "e"),
+        ("property", ""),
+    ]);
+    c.handle_input(t(1), &mut mem, &save, None);
+    written(&mut c, &mut mem, t(1));
+    // The data byte without its descriptor.
+    c.handle_input(t(2), &mut mem, b"\0", None);
+    assert_eq!(written(&mut c, &mut mem, t(2)), b"status\x002\0\0");
+    assert_eq!(c.poll_notice(), Some(Notice::NoDescriptor));
+    assert_eq!(c.requests(), 1);
+    assert!(c.is_idle());
+    // A descriptor nobody asked for, with a request after it.
+    let find = msg(&[("request", "find_endp"), ("label", "e")]);
+    c.handle_input(t(3), &mut mem, &find, Some(9));
+    assert_eq!(c.poll_notice(), Some(Notice::UnexpectedDescriptor));
+    assert_eq!(
+        written(&mut c, &mut mem, t(3)),
+        b"status\x002\0property\0\0\0"
+    );
+    assert!(mem.sessions.is_empty());
+}
+
+#[test]
+fn malformed_and_extra_attributes_are_noticed() {
+    let mut mem = Mem::default();
+    let mut c = conn(&mut mem);
+    c.handle_input(t(1), &mut mem, &msg(&[("request", "find_endp")]), None);
+    assert_eq!(
+        written(&mut c, &mut mem, t(1)),
+        b"status\x001\0property\0\0\0"
+    );
+    assert_eq!(
+        c.poll_notice(),
+        Some(Notice::Malformed {
+            kind: RequestKind::FindEndp,
+            reason: "find_endp: missing attribute label".into()
+        })
+    );
+    let extra = msg(&[("request", "find_endp"), ("label", "e"), ("more", "x")]);
+    c.handle_input(t(2), &mut mem, &extra, None);
+    assert_eq!(
+        c.poll_notice(),
+        Some(Notice::ExtraAttribute {
+            kind: RequestKind::FindEndp,
+            name: "more".into()
+        })
+    );
+    assert_eq!(c.requests(), 2);
+}
+
+#[test]
+fn a_peer_stalled_in_an_exchange_times_out_and_the_session_goes_back() {
+    let mut mem = Mem::default();
+    mem.sessions.push((b"e".to_vec(), b"".to_vec(), 4));
+    let mut c = conn(&mut mem);
+    // No timeout set: never.
+    c.handle_input(t(10), &mut mem, b"request\0fi", None);
+    assert_eq!(c.poll_timeout(), None);
+    c.set_timeout(Some(Duration::from_secs(2)));
+    assert!(!c.is_idle(), "in the middle of a message");
+    assert_eq!(c.poll_timeout(), Some(t(2_010)));
+    c.handle_input(t(20), &mut mem, b"nd_endp\0label\0e\0\0", None);
+    written(&mut c, &mut mem, t(30));
+    assert_eq!(c.phase(), Phase::AwaitDummyBeforeFd);
+    assert_eq!(c.poll_timeout(), Some(t(2_030)));
+    assert!(!c.handle_timeout(t(2_029), &mut mem));
+    assert_eq!(c.close_reason(), None);
+    assert!(c.handle_timeout(t(2_030), &mut mem));
+    assert_eq!(c.phase(), Phase::Closed);
+    assert_eq!(c.close_reason(), Some(&CloseReason::Timeout));
+    assert_eq!(mem.put_backs, [4]);
+    assert_eq!(c.poll_notice(), Some(Notice::SessionPutBack));
+    assert_eq!(c.poll_timeout(), None);
+    assert!(!c.wants_input());
+    // Closed stays closed, with its first reason.
+    c.handle_close(&mut mem, CloseReason::PeerClosed);
+    assert_eq!(c.close_reason(), Some(&CloseReason::Timeout));
+}
+
+#[test]
+fn an_idle_connection_never_times_out() {
+    let mut mem = Mem::default();
+    let mut c = conn(&mut mem);
+    c.set_timeout(Some(Duration::from_secs(1)));
+    assert_eq!(c.poll_timeout(), None);
+    assert!(!c.handle_timeout(t(1_000_000), &mut mem));
+    assert_eq!(c.phase(), Phase::Request);
+}
+
+#[test]
+fn a_failed_send_or_a_wrong_dummy_closes_the_connection() {
+    let mut mem = Mem::default();
+    mem.sessions.push((b"e".to_vec(), b"".to_vec(), 5));
+    mem.sessions.push((b"e".to_vec(), b"".to_vec(), 6));
+    let find = msg(&[("request", "find_endp"), ("label", "e")]);
+
+    let mut c = conn(&mut mem);
+    c.handle_input(t(1), &mut mem, &find, None);
+    c.handle_input(t(1), &mut mem, DUMMY, None);
+    c.handle_fd_send_failed(&mut mem);
+    assert_eq!(c.close_reason(), Some(&CloseReason::SendFailed));
+    assert_eq!(mem.put_backs, [5]);
+
+    let mut c = conn(&mut mem);
+    c.handle_input(t(1), &mut mem, &find, None);
+    c.handle_fd_send_failed(&mut mem);
+    assert_eq!(c.close_reason(), None, "no descriptor was due");
+    c.handle_input(t(1), &mut mem, &find, None);
+    assert_eq!(
+        c.close_reason(),
+        Some(&CloseReason::ProtocolViolation(
+            "expected dummy message before descriptor".into()
+        ))
+    );
+    assert_eq!(mem.put_backs, [5, 6]);
+}
+
+#[test]
+fn input_pauses_at_a_chosen_high_water_mark() {
+    let mut mem = Mem::default();
+    let mut c = conn(&mut mem);
+    c.set_output_high_water(100);
+    let find = msg(&[("request", "find_endp"), ("label", "e")]);
+    let reply_len = b"status\x002\0property\0\0\0".len();
+    let mut answered = 0;
+    while c.wants_input() {
+        c.handle_input(t(1), &mut mem, &find, None);
+        answered += 1;
+    }
+    assert_eq!(answered, 100usize.div_ceil(reply_len));
+    // Input that arrives meanwhile is kept and served once there is room.
+    c.handle_input(t(1), &mut mem, &find, None);
+    assert_eq!(c.requests(), answered as u64);
+    written(&mut c, &mut mem, t(2));
+    assert_eq!(c.requests(), answered as u64 + 1);
+}
