@@ -273,6 +273,9 @@ fn a_peer_stalled_in_an_exchange_times_out_and_the_session_goes_back() {
     written(&mut c, &mut mem, t(30));
     assert_eq!(c.phase(), Phase::AwaitDummyBeforeFd);
     assert_eq!(c.poll_timeout(), Some(t(2_030)));
+    // Writing nothing is no progress.
+    c.handle_output_sent(t(1_000), 0, &mut mem);
+    assert_eq!(c.poll_timeout(), Some(t(2_030)));
     assert!(!c.handle_timeout(t(2_029), &mut mem));
     assert_eq!(c.close_reason(), None);
     assert!(c.handle_timeout(t(2_030), &mut mem));
