@@ -349,7 +349,13 @@ fn unexpected_descriptor_from_server_is_a_protocol_error() {
     let err = client
         .save_dest(Duration::from_secs(1), b"d", b"", b"e")
         .unwrap_err();
-    assert!(matches!(err, ClientError::Protocol(_)), "{err}");
+    assert!(
+        matches!(
+            err,
+            ClientError::Protocol(scache_proto::client::ProtocolError::UnexpectedDescriptor)
+        ),
+        "{err}"
+    );
     server.join();
     drop(client);
     // The unexpected descriptors were closed (other tests may run
