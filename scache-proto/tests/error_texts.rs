@@ -137,3 +137,23 @@ fn message_errors_and_names_display() {
     }
     assert_eq!(RequestKind::from_wire(b"save"), RequestKind::Unknown);
 }
+
+#[test]
+fn a_broken_exchange_says_why() {
+    use scache_proto::attr::Limits;
+    use scache_proto::client::{ClientExchange, Step};
+    let mut ex = ClientExchange::new(Limits::default());
+    assert_eq!(ex.error(), None);
+    let mut out = Vec::new();
+    let err = ex
+        .handle_bytes(b"protocol\0smtp\0\0", &mut out)
+        .unwrap_err();
+    assert_eq!(
+        err,
+        ProtocolError::Reply(ReplyError::BadGreeting {
+            protocol: "smtp".into()
+        })
+    );
+    assert!(matches!(ex.poll_step(), Step::Broken));
+    assert_eq!(ex.error(), Some(&err));
+}
