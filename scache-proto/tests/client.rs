@@ -403,6 +403,13 @@ fn backoff_fails_fast_then_recovers_at_the_same_path() {
     std::thread::sleep(until.saturating_duration_since(Instant::now()));
     assert!(client.find_endp(b"e").unwrap().is_none());
     assert_eq!(client.paused_until(), None);
+    // The recovery is logged.
+    assert!(LOGS
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|l| l == "INFO: connection cache reachable again"));
     server.join();
     drop(dir);
 }
