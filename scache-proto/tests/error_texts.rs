@@ -157,3 +157,16 @@ fn a_broken_exchange_says_why() {
     assert!(matches!(ex.poll_step(), Step::Broken));
     assert_eq!(ex.error(), Some(&err));
 }
+
+#[test]
+fn start_errors_display() {
+    use scache_proto::client::StartError;
+    assert_eq!(
+        StartError::NotIdle.to_string(),
+        "an operation is already in progress"
+    );
+    assert_eq!(
+        StartError::Invalid(EncodeError::ContainsNul { field: "label" }).to_string(),
+        "label contains a NUL byte"
+    );
+}
