@@ -135,3 +135,35 @@ fn a_descriptor_sent_along_with_a_reply_is_a_protocol_error() {
     );
     server.join();
 }
+
+#[test]
+fn a_find_dropped_before_its_reply_just_closes_the_connection() {
+    use std::io::Read;
+    use std::sync::mpsc;
+    let (got_tx, got_rx) = mpsc::channel();
+    let server = FakeServer::start(move |l| {
+        let mut s = accept_greeted(&l);
+        expect_message(&mut s, &wire::text_message("request=find_endp label=e"));
+        got_tx.send(()).unwrap();
+        // No reply. The client's future is dropped before the descriptor
+        // was asked for: nothing finishes the exchange, the connection is
+        // closed at once.
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut rest = Vec::new();
+        s.read_to_end(&mut rest)
+            .expect("end of file, not a client still waiting");
+        assert!(rest.is_empty(), "{rest:?}");
+    });
+    let client = AsyncClient::with_config(config(server.path()));
+    runtime().block_on(async {
+        let waited = tokio::task::spawn_blocking(move || got_rx.recv().unwrap());
+        tokio::select! {
+            r = client.find_endp(b"e") => panic!("no reply was sent: {r:?}"),
+            _ = waited => {}
+        }
+        // The runtime keeps running while the server looks.
+        tokio::task::spawn_blocking(move || server.join())
+            .await
+            .unwrap();
+    });
+}
