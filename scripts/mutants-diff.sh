@@ -119,12 +119,13 @@ run() {
 }
 
 run scache-core "${core_files[@]}" -- -p scache-core
-# The tests against Postfix's own daemon (names ending in _postfix) are
-# left out: the results must not depend on whether Postfix is installed.
+# The four tests against Postfix's own daemon (real_postfix.rs, names
+# ending in against_postfix or agrees_with_postfix) are left out: the
+# results must not depend on whether Postfix is installed.
 run scache-proto "${proto_files[@]}" -- -p scache-proto \
     -f scache-proto/src/attr.rs -f scache-proto/src/message.rs \
     -f scache-proto/src/server.rs -f 'scache-proto/src/client/*.rs' \
-    -- -- --skip _postfix
+    -- -- --skip against_postfix --skip agrees_with_postfix
 # backend.rs is tested by scache-bin's unit tests and `beyond`, and by
 # scache-testkit's fuzz corpus replay. cargo-mutants 27 runs its baseline
 # with the mutated package's tests only (where `--test fuzz_corpus` does

@@ -107,7 +107,7 @@ fn messages_answer_lookups_by_name() {
 }
 
 #[test]
-fn printable_escapes_and_cuts_like_postfix() {
+fn printable_escapes_and_cuts_after_100_bytes() {
     use scache_proto::attr::Printable;
     assert_eq!(
         Printable(b"a\tb\nc\\d\x7f\x00").to_string(),
