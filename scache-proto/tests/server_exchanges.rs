@@ -347,3 +347,17 @@ fn input_pauses_at_a_chosen_high_water_mark() {
     written(&mut c, &mut mem, t(2));
     assert_eq!(c.requests(), answered as u64 + 1);
 }
+
+#[test]
+fn output_written_in_pieces_keeps_the_rest() {
+    let mut mem = Mem::default();
+    let mut c: ServerConn<Taken> = ServerConn::new(Limits::default(), t(0));
+    let greeting = c.poll_output().to_vec();
+    c.handle_output_sent(t(0), 10, &mut mem);
+    assert_eq!(c.poll_output(), &greeting[10..]);
+    c.handle_output_sent(t(0), 0, &mut mem);
+    assert_eq!(c.poll_output(), &greeting[10..]);
+    c.handle_output_sent(t(0), greeting.len() - 10, &mut mem);
+    assert!(c.poll_output().is_empty());
+    assert!(c.is_idle());
+}
