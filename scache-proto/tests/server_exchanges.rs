@@ -361,3 +361,22 @@ fn output_written_in_pieces_keeps_the_rest() {
     assert!(c.poll_output().is_empty());
     assert!(c.is_idle());
 }
+
+#[test]
+fn the_descriptor_waits_until_the_reply_is_written() {
+    let mut mem = Mem::default();
+    mem.sessions.push((b"e".to_vec(), b"".to_vec(), 8));
+    let mut c = conn(&mut mem);
+    c.handle_input(
+        t(1),
+        &mut mem,
+        &msg(&[("request", "find_endp"), ("label", "e")]),
+        None,
+    );
+    // The client's dummy arrives before the reply was written out.
+    c.handle_input(t(1), &mut mem, DUMMY, None);
+    assert_eq!(c.phase(), Phase::SendFd);
+    assert_eq!(c.poll_fd_to_send(), None);
+    written(&mut c, &mut mem, t(2));
+    assert_eq!(c.poll_fd_to_send().map(|s| s.fd), Some(8));
+}
