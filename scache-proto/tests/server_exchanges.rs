@@ -380,3 +380,53 @@ fn the_descriptor_waits_until_the_reply_is_written() {
     written(&mut c, &mut mem, t(2));
     assert_eq!(c.poll_fd_to_send().map(|s| s.fd), Some(8));
 }
+
+#[test]
+fn anything_but_a_dummy_after_the_descriptor_closes_the_connection() {
+    let mut mem = Mem::default();
+    mem.sessions.push((b"e".to_vec(), b"".to_vec(), 2));
+    let mut c = conn(&mut mem);
+    let find = msg(&[("request", "find_endp"), ("label", "e")]);
+    c.handle_input(t(1), &mut mem, &find, None);
+    written(&mut c, &mut mem, t(1));
+    c.handle_input(t(1), &mut mem, DUMMY, None);
+    assert_eq!(c.handle_fd_sent(t(1), &mut mem).map(|s| s.fd), Some(2));
+    c.handle_input(t(2), &mut mem, &find, None);
+    assert_eq!(
+        c.close_reason(),
+        Some(&CloseReason::ProtocolViolation(
+            "expected dummy message after descriptor".into()
+        ))
+    );
+    // The descriptor was handed over: nothing goes back.
+    assert!(mem.put_backs.is_empty());
+}
+
+#[test]
+fn a_request_over_the_limits_and_the_next_one_in_the_same_read() {
+    let mut mem = Mem::default();
+    let mut c: ServerConn<Taken> = ServerConn::new(
+        Limits {
+            max_value_len: 9,
+            ..Limits::default()
+        },
+        t(0),
+    );
+    let n = c.poll_output().len();
+    c.handle_output_sent(t(0), n, &mut mem);
+    let mut input = msg(&[("request", "find_endp"), ("label", "far too long")]);
+    input.extend(msg(&[("request", "find_endp"), ("label", "e")]));
+    c.handle_input(t(1), &mut mem, &input, None);
+    assert_eq!(
+        written(&mut c, &mut mem, t(1)),
+        b"status\x001\0property\0\0\0status\x002\0property\0\0\0"
+    );
+    assert_eq!(c.requests(), 2);
+    assert!(matches!(
+        c.poll_notice(),
+        Some(Notice::Malformed {
+            kind: RequestKind::FindEndp,
+            ..
+        })
+    ));
+}
