@@ -75,3 +75,32 @@ fn a_request_larger_than_the_socket_buffer_is_sent_whole() {
         .unwrap();
     server.join();
 }
+
+#[test]
+fn a_server_that_hangs_up_mid_request_fails_the_send_at_once() {
+    let server = FakeServer::start(|l| {
+        for _ in 0..2 {
+            // Greets, then hangs up without reading.
+            drop(accept_greeted(&l));
+        }
+    });
+    let mut c = config(server.path());
+    c.timeout = Duration::from_secs(3);
+    c.retry_pause = Duration::from_millis(10);
+    let mut client = Client::with_config(c);
+    let prop = vec![b'p'; 4 << 20];
+    let t0 = std::time::Instant::now();
+    let err = client
+        .save_dest(Duration::from_secs(5), b"d", &prop, b"e")
+        .unwrap_err();
+    assert!(
+        matches!(&err, scache_proto::ClientError::Io(e) if e.kind() == std::io::ErrorKind::BrokenPipe),
+        "{err:?}"
+    );
+    assert!(
+        t0.elapsed() < Duration::from_secs(2),
+        "an error, not a wait for the timeout: {:?}",
+        t0.elapsed()
+    );
+    server.join();
+}
