@@ -167,3 +167,26 @@ fn a_find_dropped_before_its_reply_just_closes_the_connection() {
             .unwrap();
     });
 }
+
+#[test]
+fn invalid_arguments_are_neither_retried_nor_counted_as_a_failure() {
+    use std::io::Read;
+    let server = FakeServer::start(|l| {
+        let mut s = accept_greeted(&l);
+        // Nothing is sent: the request cannot be encoded.
+        let mut rest = Vec::new();
+        s.read_to_end(&mut rest).unwrap();
+        assert!(rest.is_empty(), "{rest:?}");
+    });
+    let mut c = config(server.path());
+    c.recovery = Recovery::Never;
+    c.timeout = Duration::from_secs(2);
+    let client = AsyncClient::with_config(c);
+    let err = runtime()
+        .block_on(client.find_endp(b"bad\0label"))
+        .unwrap_err();
+    assert!(matches!(err, ClientError::Invalid(_)), "{err}");
+    assert!(!client.is_disabled());
+    drop(client);
+    server.join();
+}
