@@ -13,13 +13,13 @@ fn key(i: u64) -> Key {
 fn the_order_is_a_vector_until_it_outgrows_promote_then_a_tree_until_below_demote() {
     let mut order = Order::default();
     for i in 0..Order::PROMOTE as u64 {
-        order.insert(key(i), Slot::Lone(i as u32));
+        order.insert(key(i), Slot::Queue(i as u32));
         assert!(matches!(order, Order::Small(_)), "{} entries", i + 1);
     }
-    order.insert(key(1_000), Slot::Lone(1_000));
+    order.insert(key(1_000), Slot::Queue(1_000));
     assert!(matches!(order, Order::Large(_)));
     assert_eq!(order.len(), Order::PROMOTE + 1);
-    assert_eq!(order.first(), Some((&key(0), &Slot::Lone(0))));
+    assert_eq!(order.first(), Some((&key(0), &Slot::Queue(0))));
     // Removing down to DEMOTE entries keeps the tree; one fewer demotes.
     let mut n = Order::PROMOTE as u64 + 1;
     for i in 0..Order::PROMOTE as u64 {
