@@ -87,7 +87,8 @@ fn an_answer_is_not_retried_nor_counted_as_a_failure() {
         matches!(
             err,
             ClientError::Refused {
-                status: Status::Bad
+                status: Status::Bad,
+                ..
             }
         ),
         "{err}"

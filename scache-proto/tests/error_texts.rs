@@ -32,13 +32,6 @@ fn client_errors_display_and_chain() {
             Some("ttl 0 is not between 1 and 2147483647 seconds"),
         ),
         (
-            ClientError::Refused {
-                status: Status::Bad,
-            },
-            "server answered status 1 (malformed request)",
-            None,
-        ),
-        (
             ClientError::Io(io::Error::other("boom")),
             "boom",
             Some("boom"),
