@@ -2,43 +2,25 @@
 //! close reasons, its Debug. Written to pin what cargo-mutants found
 //! untested (see docs/testing.md).
 
-use scache_core::Instant;
+use std::rc::Rc;
+use std::time::Duration;
+
+use scache_bin::backend::CacheBackend;
+use scache_core::{Instant, ManualClock, MultiCache};
 use scache_proto::attr::{put_attr, put_end, Limits};
-use scache_proto::message::Status;
-use scache_proto::server::{Backend, CloseReason, ServerConn, DEFAULT_OUTPUT_HIGH_WATER};
+use scache_proto::server::{CloseReason, ServerConn, DEFAULT_OUTPUT_HIGH_WATER};
 
-/// A cache that never has anything.
-struct Empty;
-
-impl Backend for Empty {
-    type Fd = ();
-    type Session = ();
-    fn save_endp(&mut self, _: u32, _: &[u8], _: &[u8], _: ()) -> Status {
-        Status::Ok
-    }
-    fn find_endp(&mut self, _: &[u8]) -> Option<()> {
-        None
-    }
-    fn save_dest(&mut self, _: u32, _: &[u8], _: &[u8], _: &[u8]) -> Status {
-        Status::Ok
-    }
-    fn find_dest(&mut self, _: &[u8]) -> Option<()> {
-        None
-    }
-    fn endp_prop<'s>(&self, _: &'s ()) -> &'s [u8] {
-        b""
-    }
-    fn dest_prop<'s>(&self, _: &'s ()) -> &'s [u8] {
-        b""
-    }
-    fn put_back(&mut self, _: ()) {}
-    fn stats(&mut self, _: &mut Vec<u8>) {}
+/// The daemon's backend over an empty cache: every find misses.
+fn empty() -> CacheBackend<u32, Rc<ManualClock>> {
+    let clock = Rc::new(ManualClock::new());
+    CacheBackend::new(MultiCache::new(clock), Duration::from_secs(60), false)
 }
 
 #[test]
 fn input_pauses_once_64_kib_of_replies_wait() {
     assert_eq!(DEFAULT_OUTPUT_HIGH_WATER, 64 * 1024);
-    let mut conn: ServerConn<()> = ServerConn::new(Limits::default(), Instant::ZERO);
+    let mut backend = empty();
+    let mut conn = ServerConn::new(Limits::default(), Instant::ZERO);
     let mut request = Vec::new();
     put_attr(&mut request, b"request", b"find_endp");
     put_attr(&mut request, b"label", b"e");
@@ -47,7 +29,7 @@ fn input_pauses_once_64_kib_of_replies_wait() {
     // is written out, so the replies pile up.
     let mut answered = 0;
     while conn.wants_input() {
-        conn.handle_input(Instant::ZERO, &mut Empty, &request, None);
+        conn.handle_input(Instant::ZERO, &mut backend, &request, None);
         answered += 1;
         assert!(answered < 100_000, "input never paused");
     }
@@ -56,7 +38,7 @@ fn input_pauses_once_64_kib_of_replies_wait() {
     assert!(waiting < DEFAULT_OUTPUT_HIGH_WATER + 64, "{waiting}");
     assert!(answered > 1_000, "{answered}");
     // Once written, input is wanted again.
-    conn.handle_output_sent(Instant::ZERO, waiting, &mut Empty);
+    conn.handle_output_sent(Instant::ZERO, waiting, &mut backend);
     assert!(conn.wants_input());
 }
 
@@ -78,7 +60,8 @@ fn close_reasons_display() {
 #[test]
 fn a_connection_debugs_its_phase_and_buffers() {
     // The greeting (36 bytes) is queued from the start.
-    let conn: ServerConn<()> = ServerConn::new(Limits::default(), Instant::ZERO);
+    let conn: ServerConn<scache_core::Taken<u32>> =
+        ServerConn::new(Limits::default(), Instant::ZERO);
     assert_eq!(
         format!("{conn:?}"),
         "ServerConn { phase: Request, pending: 0, output: 36, timeout: None }"

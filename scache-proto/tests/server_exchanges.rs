@@ -1,76 +1,41 @@
-//! The sans-I/O server connection driven through whole exchanges, with a
-//! small in-memory backend: every step of `docs/protocol.md` as the
+//! The sans-I/O server connection driven through whole exchanges, with
+//! the daemon's own backend (scache-bin's CacheBackend) over a cache in
+//! virtual time: every step of `docs/protocol.md` as the
 //! connection sees it (output, phase, descriptors to send, notices,
 //! timeouts, put-backs). The daemon's own tests cover the same through
 //! sockets; these run in scache-proto's suite, so that mutation testing of
 //! server.rs sees them (see docs/testing.md).
 
+use std::rc::Rc;
 use std::time::Duration;
 
-use scache_core::Instant;
+use scache_bin::backend::CacheBackend;
+use scache_core::{Instant, ManualClock, MultiCache};
 use scache_proto::attr::{put_attr, put_end, Limits};
-use scache_proto::message::{RequestKind, Status};
+use scache_proto::message::RequestKind;
 use scache_proto::server::{Backend, CloseReason, Notice, Phase, ServerConn};
 
-/// Sessions are descriptor numbers with their labels and properties.
-#[derive(Default)]
-struct Mem {
-    sessions: Vec<(Vec<u8>, Vec<u8>, u32)>,
-    bindings: Vec<(Vec<u8>, Vec<u8>, Vec<u8>)>,
-    put_backs: Vec<u32>,
+/// The daemon's own backend over a cache in virtual time; descriptors are
+/// numbers.
+type Mem = CacheBackend<u32, Rc<ManualClock>>;
+type Taken = scache_core::Taken<u32>;
+
+fn mem() -> Mem {
+    let clock = Rc::new(ManualClock::new());
+    CacheBackend::new(MultiCache::new(clock), Duration::from_secs(60), false)
 }
 
-/// A session taken out: its descriptor and properties.
-#[derive(Debug, PartialEq)]
-struct Taken {
-    fd: u32,
-    endp_prop: Vec<u8>,
-    dest_prop: Vec<u8>,
+/// Caches session `fd` under `endp` (as a save_endp exchange would).
+fn cached(mem: &mut Mem, endp: &[u8], endp_prop: &[u8], fd: u32) {
+    Backend::save_endp(mem, 60, endp, endp_prop, fd);
 }
 
-impl Backend for Mem {
-    type Fd = u32;
-    type Session = Taken;
-    fn save_endp(&mut self, _ttl: u32, endp: &[u8], endp_prop: &[u8], fd: u32) -> Status {
-        self.sessions.push((endp.to_vec(), endp_prop.to_vec(), fd));
-        Status::Ok
-    }
-    fn find_endp(&mut self, endp: &[u8]) -> Option<Taken> {
-        let i = self.sessions.iter().position(|(l, _, _)| l == endp)?;
-        let (_, endp_prop, fd) = self.sessions.remove(i);
-        Some(Taken {
-            fd,
-            endp_prop,
-            dest_prop: Vec::new(),
-        })
-    }
-    fn save_dest(&mut self, _ttl: u32, dest: &[u8], dest_prop: &[u8], endp: &[u8]) -> Status {
-        self.bindings
-            .push((dest.to_vec(), dest_prop.to_vec(), endp.to_vec()));
-        Status::Ok
-    }
-    fn find_dest(&mut self, dest: &[u8]) -> Option<Taken> {
-        let (_, dest_prop, endp) = self.bindings.iter().find(|(d, _, _)| d == dest)?.clone();
-        let mut t = self.find_endp(&endp)?;
-        t.dest_prop = dest_prop;
-        Some(t)
-    }
-    fn endp_prop<'s>(&self, s: &'s Taken) -> &'s [u8] {
-        &s.endp_prop
-    }
-    fn dest_prop<'s>(&self, s: &'s Taken) -> &'s [u8] {
-        &s.dest_prop
-    }
-    fn put_back(&mut self, s: Taken) {
-        self.put_backs.push(s.fd);
-    }
-    fn stats(&mut self, out: &mut Vec<u8>) {
-        put_attr(
-            out,
-            b"sess_count",
-            self.sessions.len().to_string().as_bytes(),
-        );
-    }
+fn sess_count(mem: &Mem) -> usize {
+    mem.sess_count()
+}
+
+fn put_backs(mem: &Mem) -> u64 {
+    mem.cache().stats().put_backs
 }
 
 fn msg(attrs: &[(&str, &str)]) -> Vec<u8> {
@@ -108,7 +73,7 @@ fn written(c: &mut ServerConn<Taken>, mem: &mut Mem, now: Instant) -> Vec<u8> {
 
 #[test]
 fn save_endp_then_find_endp_hand_the_descriptor_over() {
-    let mut mem = Mem::default();
+    let mut mem = mem();
     let mut c = conn(&mut mem);
     let save = msg(&[
         ("request", "save_endp"),
@@ -124,7 +89,7 @@ fn save_endp_then_find_endp_hand_the_descriptor_over() {
     c.handle_input(t(2), &mut mem, b"\0", Some(7));
     assert_eq!(written(&mut c, &mut mem, t(2)), b"status\x000\0\0");
     assert_eq!(c.requests(), 1);
-    assert_eq!(mem.sessions, [(b"e".to_vec(), b"p".to_vec(), 7)]);
+    assert_eq!(sess_count(&mem), 1);
     assert!(c.is_idle());
 
     c.handle_input(
@@ -138,27 +103,27 @@ fn save_endp_then_find_endp_hand_the_descriptor_over() {
         b"status\x000\0property\0p\0\0"
     );
     assert_eq!(c.phase(), Phase::AwaitDummyBeforeFd);
-    assert_eq!(c.poll_fd_to_send(), None);
+    assert!(c.poll_fd_to_send().is_none());
     c.handle_input(t(4), &mut mem, DUMMY, None);
     assert_eq!(c.phase(), Phase::SendFd);
     assert!(!c.wants_input());
     assert_eq!(c.poll_fd_to_send().map(|s| s.fd), Some(7));
     let sent = c.handle_fd_sent(t(5), &mut mem).expect("the session");
     assert_eq!(sent.fd, 7);
-    assert_eq!(c.handle_fd_sent(t(5), &mut mem), None, "only once");
+    assert!(c.handle_fd_sent(t(5), &mut mem).is_none(), "only once");
     assert_eq!(c.phase(), Phase::AwaitDummyAfterFd);
     c.handle_input(t(6), &mut mem, DUMMY, None);
     assert_eq!(c.phase(), Phase::Request);
     assert!(c.is_idle());
     assert_eq!(c.requests(), 2);
     assert_eq!(c.poll_notice(), None);
-    assert!(mem.put_backs.is_empty());
+    assert_eq!(put_backs(&mem), 0);
 }
 
 #[test]
 fn find_dest_and_stats_replies() {
-    let mut mem = Mem::default();
-    mem.sessions.push((b"e".to_vec(), b"ep".to_vec(), 3));
+    let mut mem = mem();
+    cached(&mut mem, b"e", b"ep", 3);
     let mut c = conn(&mut mem);
     let save_dest = msg(&[
         ("request", "save_dest"),
@@ -194,16 +159,18 @@ fn find_dest_and_stats_replies() {
     assert_eq!(c.handle_fd_sent(t(2), &mut mem).map(|s| s.fd), Some(3));
     c.handle_input(t(2), &mut mem, DUMMY, None);
     c.handle_input(t(2), &mut mem, &msg(&[("request", "stats")]), None);
-    assert_eq!(
-        written(&mut c, &mut mem, t(2)),
-        b"status\x000\0sess_count\x000\0\0"
-    );
+    // status 0, then the backend's counters, then the terminator.
+    let stats = written(&mut c, &mut mem, t(2));
+    assert!(stats.starts_with(b"status\x000\0uptime\0"), "{stats:?}");
+    assert!(stats.ends_with(b"\0\0"));
+    let text = String::from_utf8_lossy(&stats).into_owned();
+    assert!(text.contains("\0dest_hits\x001\0"), "{text:?}");
     assert_eq!(c.requests(), 4);
 }
 
 #[test]
 fn a_missing_descriptor_is_status_2_and_a_stray_one_is_dropped() {
-    let mut mem = Mem::default();
+    let mut mem = mem();
     let mut c = conn(&mut mem);
     let save = msg(&[
         ("request", "save_endp"),
@@ -227,12 +194,12 @@ fn a_missing_descriptor_is_status_2_and_a_stray_one_is_dropped() {
         written(&mut c, &mut mem, t(3)),
         b"status\x002\0property\0\0\0"
     );
-    assert!(mem.sessions.is_empty());
+    assert_eq!(sess_count(&mem), 0);
 }
 
 #[test]
 fn malformed_and_extra_attributes_are_noticed() {
-    let mut mem = Mem::default();
+    let mut mem = mem();
     let mut c = conn(&mut mem);
     c.handle_input(t(1), &mut mem, &msg(&[("request", "find_endp")]), None);
     assert_eq!(
@@ -260,8 +227,8 @@ fn malformed_and_extra_attributes_are_noticed() {
 
 #[test]
 fn a_peer_stalled_in_an_exchange_times_out_and_the_session_goes_back() {
-    let mut mem = Mem::default();
-    mem.sessions.push((b"e".to_vec(), b"".to_vec(), 4));
+    let mut mem = mem();
+    cached(&mut mem, b"e", b"", 4);
     let mut c = conn(&mut mem);
     // No timeout set: never.
     c.handle_input(t(10), &mut mem, b"request\0fi", None);
@@ -281,7 +248,8 @@ fn a_peer_stalled_in_an_exchange_times_out_and_the_session_goes_back() {
     assert!(c.handle_timeout(t(2_030), &mut mem));
     assert_eq!(c.phase(), Phase::Closed);
     assert_eq!(c.close_reason(), Some(&CloseReason::Timeout));
-    assert_eq!(mem.put_backs, [4]);
+    assert_eq!(put_backs(&mem), 1);
+    assert_eq!(sess_count(&mem), 1, "back in the cache");
     assert_eq!(c.poll_notice(), Some(Notice::SessionPutBack));
     assert_eq!(c.poll_timeout(), None);
     assert!(!c.wants_input());
@@ -292,7 +260,7 @@ fn a_peer_stalled_in_an_exchange_times_out_and_the_session_goes_back() {
 
 #[test]
 fn an_idle_connection_never_times_out() {
-    let mut mem = Mem::default();
+    let mut mem = mem();
     let mut c = conn(&mut mem);
     c.set_timeout(Some(Duration::from_secs(1)));
     assert_eq!(c.poll_timeout(), None);
@@ -302,9 +270,9 @@ fn an_idle_connection_never_times_out() {
 
 #[test]
 fn a_failed_send_or_a_wrong_dummy_closes_the_connection() {
-    let mut mem = Mem::default();
-    mem.sessions.push((b"e".to_vec(), b"".to_vec(), 5));
-    mem.sessions.push((b"e".to_vec(), b"".to_vec(), 6));
+    let mut mem = mem();
+    cached(&mut mem, b"e", b"", 5);
+    cached(&mut mem, b"e", b"", 6);
     let find = msg(&[("request", "find_endp"), ("label", "e")]);
 
     let mut c = conn(&mut mem);
@@ -312,7 +280,7 @@ fn a_failed_send_or_a_wrong_dummy_closes_the_connection() {
     c.handle_input(t(1), &mut mem, DUMMY, None);
     c.handle_fd_send_failed(&mut mem);
     assert_eq!(c.close_reason(), Some(&CloseReason::SendFailed));
-    assert_eq!(mem.put_backs, [5]);
+    assert_eq!(put_backs(&mem), 1);
 
     let mut c = conn(&mut mem);
     c.handle_input(t(1), &mut mem, &find, None);
@@ -325,12 +293,12 @@ fn a_failed_send_or_a_wrong_dummy_closes_the_connection() {
             "expected dummy message before descriptor".into()
         ))
     );
-    assert_eq!(mem.put_backs, [5, 6]);
+    assert_eq!(put_backs(&mem), 2);
 }
 
 #[test]
 fn input_pauses_at_a_chosen_high_water_mark() {
-    let mut mem = Mem::default();
+    let mut mem = mem();
     let mut c = conn(&mut mem);
     c.set_output_high_water(100);
     let find = msg(&[("request", "find_endp"), ("label", "e")]);
@@ -350,7 +318,7 @@ fn input_pauses_at_a_chosen_high_water_mark() {
 
 #[test]
 fn output_written_in_pieces_keeps_the_rest() {
-    let mut mem = Mem::default();
+    let mut mem = mem();
     let mut c: ServerConn<Taken> = ServerConn::new(Limits::default(), t(0));
     let greeting = c.poll_output().to_vec();
     c.handle_output_sent(t(0), 10, &mut mem);
@@ -364,8 +332,8 @@ fn output_written_in_pieces_keeps_the_rest() {
 
 #[test]
 fn the_descriptor_waits_until_the_reply_is_written() {
-    let mut mem = Mem::default();
-    mem.sessions.push((b"e".to_vec(), b"".to_vec(), 8));
+    let mut mem = mem();
+    cached(&mut mem, b"e", b"", 8);
     let mut c = conn(&mut mem);
     c.handle_input(
         t(1),
@@ -376,15 +344,15 @@ fn the_descriptor_waits_until_the_reply_is_written() {
     // The client's dummy arrives before the reply was written out.
     c.handle_input(t(1), &mut mem, DUMMY, None);
     assert_eq!(c.phase(), Phase::SendFd);
-    assert_eq!(c.poll_fd_to_send(), None);
+    assert!(c.poll_fd_to_send().is_none());
     written(&mut c, &mut mem, t(2));
     assert_eq!(c.poll_fd_to_send().map(|s| s.fd), Some(8));
 }
 
 #[test]
 fn anything_but_a_dummy_after_the_descriptor_closes_the_connection() {
-    let mut mem = Mem::default();
-    mem.sessions.push((b"e".to_vec(), b"".to_vec(), 2));
+    let mut mem = mem();
+    cached(&mut mem, b"e", b"", 2);
     let mut c = conn(&mut mem);
     let find = msg(&[("request", "find_endp"), ("label", "e")]);
     c.handle_input(t(1), &mut mem, &find, None);
@@ -399,12 +367,12 @@ fn anything_but_a_dummy_after_the_descriptor_closes_the_connection() {
         ))
     );
     // The descriptor was handed over: nothing goes back.
-    assert!(mem.put_backs.is_empty());
+    assert_eq!(put_backs(&mem), 0);
 }
 
 #[test]
 fn a_request_over_the_limits_and_the_next_one_in_the_same_read() {
-    let mut mem = Mem::default();
+    let mut mem = mem();
     let mut c: ServerConn<Taken> = ServerConn::new(
         Limits {
             max_value_len: 9,
