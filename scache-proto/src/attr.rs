@@ -224,6 +224,11 @@ impl Decoder {
         if input.is_empty() {
             return (0, None);
         }
+        if !self.started {
+            if let Some(used) = self.decode_whole(input) {
+                return (used, Some(Ok(())));
+            }
+        }
         self.started = true;
         let mut pos = 0;
         let mut done = None;
@@ -256,6 +261,40 @@ impl Decoder {
             self.copy(&input[..pos]);
         }
         (pos, done)
+    }
+
+    /// The common case, in one tight pass: `input` starts with a whole
+    /// message within the limits. Then it is kept (one copy) and its
+    /// length returned. Otherwise nothing changes and `None` says to take
+    /// the general way.
+    fn decode_whole(&mut self, input: &[u8]) -> Option<usize> {
+        let limits = self.limits;
+        let mut start = 0;
+        let mut at_name = true;
+        let mut attrs = 0;
+        for nul in Nuls::new(input) {
+            let len = nul - start;
+            if at_name {
+                if len == 0 {
+                    self.buf.extend_from_slice(&input[..=nul]);
+                    self.ready = true;
+                    return Some(nul + 1);
+                }
+                if len > limits.max_name_len || attrs >= limits.max_attrs {
+                    break;
+                }
+            } else {
+                if len > limits.max_value_len {
+                    break;
+                }
+                attrs += 1;
+            }
+            self.ends.push(nul);
+            at_name = !at_name;
+            start = nul + 1;
+        }
+        self.ends.clear();
+        None
     }
 
     /// Appends consumed bytes to the kept message (not while skipping).
