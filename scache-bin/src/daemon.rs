@@ -14,7 +14,6 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -33,6 +32,7 @@ use scache_proto::unix;
 use slab::Slab;
 
 use crate::backend::{CacheBackend, Taken};
+use crate::listener::Listener;
 use crate::status::StatusRecord;
 use crate::tokens::Token;
 use crate::watch::{peer_event_cause, SessionWatch};
@@ -82,7 +82,7 @@ pub struct DaemonSetup {
     /// Master or standalone.
     pub mode: Mode,
     /// Non-blocking listening sockets.
-    pub listeners: Vec<UnixListener>,
+    pub listeners: Vec<Listener>,
     /// `-S`: a single client already connected on descriptor 0.
     pub stdin_client: Option<OwnedFd>,
     /// `connection_cache_status_update_time`.
@@ -475,12 +475,10 @@ impl Daemon {
     fn accept_clients(&mut self, index: usize) {
         loop {
             self.ensure_fd_headroom(1);
-            let accepted = self.setup.listeners[index]
-                .accept()
-                .and_then(|(stream, _)| stream.set_nonblocking(true).map(|()| stream));
+            let accepted = self.setup.listeners[index].accept();
             let errno = |e: &io::Error| e.raw_os_error().map(Errno::from_raw);
-            let stream = match accepted {
-                Ok(stream) => stream,
+            let sock = match accepted {
+                Ok(sock) => sock,
                 Err(e)
                     if matches!(
                         errno(&e),
@@ -511,9 +509,11 @@ impl Daemon {
                     return;
                 }
             };
-            let sock = OwnedFd::from(stream);
+            // Credentials exist for Unix-domain peers only: a TCP (inet)
+            // service is guarded by where it listens.
+            let unix_peer = matches!(self.setup.listeners[index], Listener::Unix(_));
             match unix::peer_cred(sock.as_fd()) {
-                Ok((pid, uid, gid)) if !self.setup.access.allows(uid, gid) => {
+                Ok((pid, uid, gid)) if unix_peer && !self.setup.access.allows(uid, gid) => {
                     log::warn!(
                         "refusing connection from pid {pid} uid {uid} gid {gid}: not allowed"
                     );

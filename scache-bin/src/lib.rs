@@ -5,6 +5,7 @@
 pub mod backend;
 pub mod config;
 pub mod daemon;
+pub mod listener;
 pub mod logging;
 pub mod options;
 pub mod run;

@@ -18,6 +18,7 @@ use scache_core::MonotonicClock;
 use crate::backend::CacheBackend;
 use crate::config::{self, Config, Params};
 use crate::daemon::{AccessPolicy, Daemon, DaemonSetup, Mode};
+use crate::listener::Listener;
 use crate::logging::{self, fatal, Destination, LogSettings};
 use crate::options::{MasterOptions, StandaloneOptions};
 
@@ -233,7 +234,7 @@ fn serve(
     log::debug!("descriptor limit {fd_limit}, session limit {session_limit}, reserve {reserve}");
     let setup = DaemonSetup {
         mode,
-        listeners: listeners.into_iter().map(UnixListener::from).collect(),
+        listeners: listeners.into_iter().map(Listener::new).collect(),
         stdin_client,
         stats_interval: params.connection_cache_status_update_time,
         max_idle,

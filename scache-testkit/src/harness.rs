@@ -192,6 +192,7 @@ pub struct HarnessBuilder {
     stdout: Option<Stdio>,
     stderr: Option<Stdio>,
     keep_dir: bool,
+    tcp: bool,
 }
 
 impl HarnessBuilder {
@@ -210,6 +211,7 @@ impl HarnessBuilder {
             stdout: None,
             stderr: None,
             keep_dir: false,
+            tcp: false,
         }
     }
 
@@ -305,6 +307,13 @@ impl HarnessBuilder {
         self
     }
 
+    /// Serve a TCP listener on 127.0.0.1 (an `inet` service: `-t inet`)
+    /// instead of a Unix socket; see [`Harness::tcp_addr`].
+    pub fn tcp_listener(mut self, tcp: bool) -> Self {
+        self.tcp = tcp;
+        self
+    }
+
     /// Creates the private configuration and queue directories, the sockets
     /// and the pipe, and starts the daemon. Does not wait for it to be ready:
     /// [`Harness::connect`] does.
@@ -370,9 +379,17 @@ impl HarnessBuilder {
 
         // The listener (fd 6), the status channel (fd 5), the flow pipe (3, 4).
         let socket_path = queue_dir.join("private").join(&self.service);
-        let listener = UnixListener::bind(&socket_path)?;
-        fs::set_permissions(&socket_path, fs::Permissions::from_mode(0o666))?;
-        listener.set_nonblocking(true)?;
+        let (listener, tcp_addr): (OwnedFd, _) = if self.tcp {
+            let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+            l.set_nonblocking(true)?;
+            let addr = l.local_addr()?;
+            (l.into(), Some(addr))
+        } else {
+            let l = UnixListener::bind(&socket_path)?;
+            fs::set_permissions(&socket_path, fs::Permissions::from_mode(0o666))?;
+            l.set_nonblocking(true)?;
+            (l.into(), None)
+        };
         let (status_parent, status_child) = UnixStream::pair()?;
         let (flow_r, flow_w) = pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)?;
 
@@ -404,7 +421,8 @@ impl HarnessBuilder {
         let mut cmd = Command::new(&self.program);
         cmd.arg0(&argv0);
         if self.master_args {
-            cmd.args(["-l", "-t", "unix", "-n", &self.service]);
+            let transport = if self.tcp { "inet" } else { "unix" };
+            cmd.args(["-l", "-t", transport, "-n", &self.service]);
         }
         cmd.args(&self.args);
         cmd.env_clear();
@@ -480,6 +498,7 @@ impl HarnessBuilder {
             stop,
             threads: Mutex::new(vec![log_thread, status_thread]),
             _listener: listener,
+            tcp_addr,
             _flow: (flow_r, flow_w),
             dir: Some(dir),
             keep_dir: self.keep_dir,
@@ -577,7 +596,8 @@ pub struct Harness {
     shared: Arc<Shared>,
     stop: Arc<AtomicBool>,
     threads: Mutex<Vec<JoinHandle<()>>>,
-    _listener: UnixListener,
+    _listener: OwnedFd,
+    tcp_addr: Option<std::net::SocketAddr>,
     _flow: (OwnedFd, OwnedFd),
     dir: Option<TempDir>,
     keep_dir: bool,
@@ -602,6 +622,12 @@ impl Harness {
     /// The generation number it was given.
     pub fn generation(&self) -> u32 {
         self.generation
+    }
+
+    /// The TCP address of the listener, for a daemon started with
+    /// [`HarnessBuilder::tcp_listener`].
+    pub fn tcp_addr(&self) -> Option<std::net::SocketAddr> {
+        self.tcp_addr
     }
 
     /// Path of the listening socket (`<queue>/private/<service>`).
