@@ -1,4 +1,4 @@
-//! The contract with Postfix's master(8) (`master.md`), checked on ours and,
+//! The contract with Postfix's master(8) (`docs/master.md`), checked on ours and,
 //! where Postfix is installed, on Postfix's own daemon with the same test:
 //! status records, exit on status EOF and after `max_idle`, `-o`
 //! overrides, time units, fatal errors with Postfix's wording.

@@ -34,6 +34,7 @@
 //!   itself;
 //! - a client that stops in the middle of an exchange is given up after a
 //!   timeout of its own (Postfix's `ipc_timeout`), without holding up others.
+#![forbid(unsafe_code)]
 
 use std::collections::VecDeque;
 use std::fmt;

@@ -399,7 +399,7 @@ fn ttl_syntax_agrees_with_postfix() {
         (b"5x", false, false),
         (b"2147483648", false, false),
         (b"4294967295", false, false),
-        // Postfix's `%u` wraps these to 1 and accepts them; protocol.md
+        // Postfix's `%u` wraps these to 1 and accepts them; docs/protocol.md
         // says to reject anything that is not a positive 31-bit integer.
         (b"4294967297", true, false),
         (b"-4294967295", true, false),

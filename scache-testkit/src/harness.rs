@@ -5,7 +5,7 @@
 //! status channel. The harness is used by this crate's tests, by the daemon's
 //! integration tests and by the benchmark load generator.
 //!
-//! What the child gets (see `master.md`, "The contract with Postfix's
+//! What the child gets (see `docs/master.md`, "The contract with Postfix's
 //! master(8)"):
 //!
 //! | what | value |
