@@ -116,6 +116,7 @@ def cargo_test(profile, tests, env=None, args=(), log=None):
 
 
 def run_all(o, out):
+    load_before = open("/proc/loadavg").read().split()[:3]
     profile = ["--release"] if o["release"] else []
     sys.stderr.write("robustness-report: building the tests\n")
     subprocess.run(
@@ -156,6 +157,7 @@ def run_all(o, out):
                 "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
                 "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"),
                 "cpus": os.cpu_count(),
+                "load_before": load_before,
                 "load": open("/proc/loadavg").read().split()[:3],
                 "postfix": postfix_version(),
             },
@@ -345,8 +347,9 @@ def soak_paragraph(text, run):
         f"{n(ops.group(9))} mid-exchange aborts, {n(ops.group(10))} disconnects; sessions evicted by "
         + ", ".join(f"{k} {n(x)}" for k, x in causes)
         + f", and {n(g('expired_sessions'))} expired: `{eq}` (saves + put-backs = endp hits + dest hits + "
-        f"expired + evicted + still cached). Descriptors {fds.group(1)} at the start, {fds.group(2)} at the "
-        f"peak, {fds.group(3)} at the end (the monitor connection included); RSS {n(fds.group(4))} KiB at the "
+        f"expired + evicted + still cached). The daemon's descriptors: {fds.group(1)} at the start, "
+        f"{fds.group(2)} at the peak, {fds.group(3)} at the end with the test's monitor connection "
+        f"({int(fds.group(3)) - 1} without it); RSS {n(fds.group(4))} KiB at the "
         f"start, {mid}{n(fds.group(6))} KiB at the peak, {n(fds.group(7))} KiB at the end."
     )
 
@@ -415,7 +418,8 @@ def main():
     stamp = (
         f"The measured figures of both columns, the soak run and the running times below were written by "
         f"`{ME}` at commit {run['commit']}{' (dirty tree)' if run['dirty'] else ''} on {run['date']} "
-        f"({run['profile']} build, {run['cpus']} CPUs, load average {' '.join(run['load'])} after the runs). "
+        f"({run['profile']} build, {run['cpus']} CPUs, load average (1/5/15 min) "
+        f"{' '.join(run.get('load_before', ['?']))} before the runs, {' '.join(run['load'])} after). "
         f"It runs the commands above and rewrites every figure between `<!--m:...-->` markers in this file's "
         f"source; run it again after a change to the daemon."
     )
