@@ -39,6 +39,7 @@ import os
 import re
 import subprocess
 import sys
+import textwrap
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -346,8 +347,8 @@ def soak_paragraph(text, run):
         f"{n(ops.group(6))} `find_dest` hits, {n(ops.group(8))} finds abandoned after their reply (all put back), "
         f"{n(ops.group(9))} mid-exchange aborts, {n(ops.group(10))} disconnects; sessions evicted by "
         + ", ".join(f"{k} {n(x)}" for k, x in causes)
-        + f", and {n(g('expired_sessions'))} expired: `{eq}` (saves + put-backs = endp hits + dest hits + "
-        f"expired + evicted + still cached). The daemon's descriptors: {fds.group(1)} at the start, "
+        + f", and {n(g('expired_sessions'))} expired: `{eq}` (saves and put-backs on the left; endp hits, "
+        f"dest hits, expired, evicted and still cached on the right). The daemon's descriptors: {fds.group(1)} at the start, "
         f"{fds.group(2)} at the peak, {fds.group(3)} at the end with the test's monitor connection "
         f"({int(fds.group(3)) - 1} without it); RSS {n(fds.group(4))} KiB at the "
         f"start, {mid}{n(fds.group(6))} KiB at the peak, {n(fds.group(7))} KiB at the end."
@@ -373,6 +374,22 @@ def running_times(run):
 # Rewriting the doc.
 
 
+def wrap(text, width=76):
+    """Fills a paragraph without breaking inside a code span, and without
+    starting a line with something Markdown would read as a list item,
+    heading or quote."""
+    nbsp = "\x00"
+    text = re.sub(r"`[^`]*`", lambda m: m.group(0).replace(" ", nbsp), text)
+    lines = textwrap.wrap(text, width=width, break_long_words=False, break_on_hyphens=False)
+    out = []
+    for line in lines:
+        if out and re.match(r"([-+*>#]|\d+[.)])(\s|$)", line):
+            out[-1] += " " + line
+        else:
+            out.append(line)
+    return "\n".join(out).replace(nbsp, " ")
+
+
 def rewrite(doc, inline, blocks_):
     missing = []
 
@@ -388,6 +405,7 @@ def rewrite(doc, inline, blocks_):
         pat = re.compile(rf"(<!--begin:{name}-->\n)(.*?)(\n<!--end:{name}-->)", re.S)
         if not pat.search(doc):
             die(f"docs/robustness.md has no <!--begin:{name}--> ... <!--end:{name}--> block", 1)
+        text = wrap(text)
         doc = pat.sub(lambda m: m.group(1) + text + m.group(3), doc)
     return doc, missing
 
