@@ -268,33 +268,82 @@ impl Decoder {
     /// length returned. Otherwise nothing changes and `None` says to take
     /// the general way.
     fn decode_whole(&mut self, input: &[u8]) -> Option<usize> {
+        /// What one NUL means for the message.
+        enum Step {
+            More,
+            End(usize),
+            Give,
+        }
         let limits = self.limits;
         let mut start = 0;
         let mut at_name = true;
         let mut attrs = 0;
-        for nul in Nuls::new(input) {
+        let ends = &mut self.ends;
+        let mut on_nul = |nul: usize| -> Step {
             let len = nul - start;
             if at_name {
                 if len == 0 {
-                    self.buf.extend_from_slice(&input[..=nul]);
-                    self.ready = true;
-                    return Some(nul + 1);
+                    return Step::End(nul + 1);
                 }
                 if len > limits.max_name_len || attrs >= limits.max_attrs {
-                    break;
+                    return Step::Give;
                 }
             } else {
                 if len > limits.max_value_len {
-                    break;
+                    return Step::Give;
                 }
                 attrs += 1;
             }
-            self.ends.push(nul);
+            ends.push(nul);
             at_name = !at_name;
             start = nul + 1;
+            Step::More
+        };
+        let mut outcome = None;
+        let words = input.chunks_exact(8);
+        let tail_at = input.len() - words.remainder().len();
+        'scan: {
+            for (w, word) in words.enumerate() {
+                let mut mask = Nuls::nul_mask(u64::from_le_bytes([
+                    word[0], word[1], word[2], word[3], word[4], word[5], word[6], word[7],
+                ]));
+                while mask != 0 {
+                    let nul = w * 8 + (mask.trailing_zeros() / 8) as usize;
+                    mask &= mask - 1;
+                    match on_nul(nul) {
+                        Step::More => {}
+                        Step::End(used) => {
+                            outcome = Some(used);
+                            break 'scan;
+                        }
+                        Step::Give => break 'scan,
+                    }
+                }
+            }
+            for (i, &b) in input[tail_at..].iter().enumerate() {
+                if b == 0 {
+                    match on_nul(tail_at + i) {
+                        Step::More => {}
+                        Step::End(used) => {
+                            outcome = Some(used);
+                            break 'scan;
+                        }
+                        Step::Give => break 'scan,
+                    }
+                }
+            }
         }
-        self.ends.clear();
-        None
+        match outcome {
+            Some(used) => {
+                self.buf.extend_from_slice(&input[..used]);
+                self.ready = true;
+                Some(used)
+            }
+            None => {
+                self.ends.clear();
+                None
+            }
+        }
     }
 
     /// Appends consumed bytes to the kept message (not while skipping).
@@ -426,6 +475,12 @@ impl<'a> Nuls<'a> {
         nuls
     }
 
+    /// Exactly the high bits of the NUL bytes of `word` set. No carry
+    /// crosses bytes: each byte's low seven bits plus 0x7f is at most 0xfe.
+    fn nul_mask(word: u64) -> u64 {
+        !(((word & Self::LOW7) + Self::LOW7) | word | Self::LOW7)
+    }
+
     /// The NUL bytes of the word at `at` (up to eight bytes, padded with
     /// non-NULs): exactly their high bits set.
     fn word_mask(&self, at: usize) -> u64 {
@@ -442,9 +497,7 @@ impl<'a> Nuls<'a> {
                 word
             }
         };
-        // A byte's high bit ends up clear exactly when the byte is NUL; no
-        // carry crosses bytes (each low half plus 0x7f is at most 0xfe).
-        !(((word & Self::LOW7) + Self::LOW7) | word | Self::LOW7)
+        Self::nul_mask(word)
     }
 }
 
