@@ -487,6 +487,22 @@ impl Daemon {
                         "refusing connection from pid {pid} uid {uid} gid {gid}: not allowed"
                     );
                     self.backend.counters.clients_refused += 1;
+                    // Say why instead of the greeting (best effort, never
+                    // blocking), so the client can tell the person.
+                    let mut refusal = Vec::new();
+                    scache_proto::message::encode_refusal(
+                        &mut refusal,
+                        format!(
+                            "uid {uid} gid {gid} is not allowed to use this cache \
+                             (scache_allowed_uids, scache_allowed_gids)"
+                        )
+                        .as_bytes(),
+                    );
+                    let _ = socket::send(
+                        sock.as_raw_fd(),
+                        &refusal,
+                        MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL,
+                    );
                     continue;
                 }
                 _ => {}

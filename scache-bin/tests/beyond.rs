@@ -235,10 +235,20 @@ fn clients_of_other_users_are_refused() {
         "nobody must be refused: {}",
         String::from_utf8_lossy(&out.stdout)
     );
+    // A clear message, naming the socket once and the reason.
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(
+        err,
+        format!(
+            "scache stats: {}: the daemon refused the connection: uid 65534 gid 65534 is not \
+             allowed to use this cache (scache_allowed_uids, scache_allowed_gids)\n",
+            sock.display()
+        )
+    );
     let (ok, table) = stats(&sock, "table");
     assert!(ok);
-    // Refused twice: the client retries once, as Postfix's does.
-    assert_eq!(value(&table, "clients_refused"), Some(2), "{table}");
+    // Refused once: a refusal is not tried again (it would be refused again).
+    assert_eq!(value(&table, "clients_refused"), Some(1), "{table}");
     assert_eq!(value(&table, "sess_count"), Some(0));
     drop(child);
     // Allowed explicitly.
@@ -282,4 +292,62 @@ fn a_session_put_back_is_still_watched() {
     let (reply, fd) = saver.find_endp(b"e");
     assert_eq!(show(&reply), "status\\02\\0property\\0\\0\\0");
     assert!(fd.is_none());
+}
+
+/// A save the daemon will not keep (label over `scache_label_length_limit`)
+/// says so, rather than "not found".
+#[test]
+fn a_refused_save_says_why() {
+    use scache_core::ConnectionCache;
+    let dir = TempDir::new("scache-refused-save").unwrap();
+    let (_child, sock) = standalone(dir.path(), &["-o", "scache_label_length_limit=10"]);
+    let mut client = scache_proto::Client::new(&sock);
+    let (fd, _far) = session();
+    let err = client
+        .save_endp(
+            Duration::from_secs(2),
+            b"a label longer than ten bytes",
+            b"",
+            fd,
+        )
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "the daemon refused to cache the session (status 2): over one of its limits \
+         (label or property length) or the descriptor did not arrive"
+    );
+    let err = client
+        .save_dest(
+            Duration::from_secs(2),
+            b"d",
+            b"",
+            b"a label longer than ten bytes",
+        )
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("refused to cache the binding"),
+        "{err}"
+    );
+}
+
+/// A socket nobody listens on is named once in the message.
+#[test]
+fn stats_without_a_daemon_names_the_socket_once() {
+    let dir = TempDir::new("scache-nodaemon").unwrap();
+    let sock = dir.path().join("none.sock");
+    let (ok, _) = stats(&sock, "table");
+    assert!(!ok);
+    let out = Command::new(ours())
+        .args(["stats", "--socket"])
+        .arg(&sock)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(
+        err,
+        format!(
+            "scache stats: {}: cannot connect: No such file or directory\n",
+            sock.display()
+        )
+    );
 }

@@ -70,6 +70,9 @@ pub const ATTR_DUMMY: &str = "dummy";
 pub const ATTR_PROTOCOL: &str = "protocol";
 /// Value of the server greeting's `protocol` attribute.
 pub const PROTOCOL_NAME: &str = "connection_cache_protocol";
+/// Attribute name of our refusal, sent instead of the greeting to a client
+/// that access control turns away (its value says why).
+pub const ATTR_REFUSED: &str = "refused";
 
 /// The largest time to live the protocol carries (it is an `int` in
 /// Postfix).
@@ -470,6 +473,16 @@ pub fn encode_greeting(out: &mut Vec<u8>) {
     put_end(out);
 }
 
+/// What our daemon sends instead of the greeting to a client its access
+/// control refuses, just before it closes the connection:
+/// `refused\0<reason>\0\0`. A Postfix client reports it as an unexpected
+/// attribute where `protocol` was expected; ours as
+/// [`ReplyError::Refused`].
+pub fn encode_refusal(out: &mut Vec<u8>, reason: &[u8]) {
+    put_attr(out, ATTR_REFUSED.as_bytes(), reason);
+    put_end(out);
+}
+
 /// A status-only reply (`save_endp`, `save_dest`): `status\0<n>\0\0`.
 pub fn encode_status(out: &mut Vec<u8>, status: Status) {
     put_attr(out, ATTR_STATUS.as_bytes(), status.as_wire());
@@ -718,6 +731,12 @@ pub enum ReplyError {
         /// Protocol name received (lossy text).
         protocol: String,
     },
+    /// The server sent a refusal ([`encode_refusal`]) instead of the
+    /// greeting: its access control does not allow this client.
+    Refused {
+        /// The reason the server gave (lossy text).
+        reason: String,
+    },
 }
 
 impl fmt::Display for ReplyError {
@@ -731,6 +750,9 @@ impl fmt::Display for ReplyError {
             ReplyError::BadStatus { value } => write!(f, "bad status value \"{value}\" in reply"),
             ReplyError::BadGreeting { protocol } => {
                 write!(f, "unexpected protocol \"{protocol}\" in server greeting")
+            }
+            ReplyError::Refused { reason } => {
+                write!(f, "connection refused by the server: {reason}")
             }
         }
     }
@@ -796,7 +818,15 @@ pub fn parse_reply<'a>(kind: RequestKind, msg: &Message<'a>) -> Result<Reply<'a>
 }
 
 /// Checks a server greeting (`protocol=connection_cache_protocol` first).
+/// A refusal (`refused=<reason>`) is [`ReplyError::Refused`].
 pub fn parse_greeting(msg: &Message<'_>) -> Result<(), ReplyError> {
+    if let Some((name, reason)) = msg.attr(0) {
+        if name == ATTR_REFUSED.as_bytes() {
+            return Err(ReplyError::Refused {
+                reason: lossy(reason),
+            });
+        }
+    }
     let protocol = expect_attr(msg, 0, ATTR_PROTOCOL)?;
     if protocol == PROTOCOL_NAME.as_bytes() {
         Ok(())

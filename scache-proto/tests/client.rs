@@ -382,7 +382,11 @@ fn backoff_fails_fast_then_recovers_at_the_same_path() {
             other => panic!("{other:?}"),
         }
     }
-    assert!(t0.elapsed() < Duration::from_millis(250), "{:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() < Duration::from_millis(250),
+        "{:?}",
+        t0.elapsed()
+    );
     // A daemon comes back at the same path; after the pause the same
     // client object uses it.
     let server = FakeServer::start_at(&path, |l| {

@@ -179,9 +179,15 @@ fn client_every_operation_against_postfix() {
         matches!(
             err,
             ClientError::Refused {
-                status: Status::Bad
+                status: Status::Bad,
+                ..
             }
         ),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .starts_with("the daemon does not support the stats request (status 1)"),
         "{err}"
     );
     assert!(!client.is_disabled());

@@ -75,7 +75,8 @@ fn save_endp_fd_not_received_transcript() {
         matches!(
             err,
             scache_proto::ClientError::Refused {
-                status: Status::Fail
+                status: Status::Fail,
+                ..
             }
         ),
         "{err}"
@@ -119,7 +120,8 @@ fn find_endp_hit_and_miss_transcript() {
         matches!(
             err,
             scache_proto::ClientError::Refused {
-                status: Status::Bad
+                status: Status::Bad,
+                ..
             }
         ),
         "{err}"
@@ -154,7 +156,8 @@ fn save_dest_transcript() {
     assert!(matches!(
         err,
         scache_proto::ClientError::Refused {
-            status: Status::Bad
+            status: Status::Bad,
+            ..
         }
     ));
     server.join();
@@ -217,7 +220,8 @@ fn stats_transcript() {
     assert!(matches!(
         err,
         scache_proto::ClientError::Refused {
-            status: Status::Bad
+            status: Status::Bad,
+            ..
         }
     ));
     assert!(!client.is_disabled());

@@ -11,8 +11,10 @@ use scache_core::{CacheSize, ConnectionCache, FoundDest, FoundEndp};
 
 use super::exchange::{ClientExchange, ProtocolError, StartError, Step};
 use super::health::{Health, Tries};
-use super::{found_dest, found_endp, saved, ttl_seconds, ClientConfig, ClientError, Done};
-use crate::message::Request;
+use super::{
+    found_dest, found_endp, no_greeting, saved, ttl_seconds, ClientConfig, ClientError, Done,
+};
+use crate::message::{Request, RequestKind};
 use crate::unix::{self, Interest};
 
 struct Connection {
@@ -165,7 +167,9 @@ impl Client {
                 "problem talking to service {}: {err}",
                 self.config.path.display()
             );
-            if tried >= tries {
+            // A refusal by access control would only be repeated.
+            let denied = matches!(err, ClientError::Denied { .. });
+            if tried >= tries || denied {
                 self.health.failed(Instant::now(), self.config.recovery);
                 return Err(err);
             }
@@ -258,7 +262,7 @@ impl Client {
         let Client { out, buf, .. } = self;
         out.clear();
         while conn.exchange.poll_step() == Step::ReadBytes {
-            read_some(&mut conn, buf, out, deadline)?;
+            read_some(&mut conn, buf, out, deadline).map_err(no_greeting)?;
         }
         if conn.exchange.poll_step() != Step::Idle {
             return Err(ProtocolError::UnexpectedData.into());
@@ -349,7 +353,7 @@ impl ConnectionCache for Client {
         };
         let done = self.run(&request, Some(fd.as_fd()));
         drop(fd);
-        saved(done?)
+        saved(RequestKind::SaveEndp, done?)
     }
 
     /// Takes a session from the daemon; `Ok(None)` when none is cached
@@ -372,7 +376,7 @@ impl ConnectionCache for Client {
             dest_prop,
             endp,
         };
-        saved(self.run(&request, None)?)
+        saved(RequestKind::SaveDest, self.run(&request, None)?)
     }
 
     /// Takes a session for `dest` from the daemon; `Ok(None)` when none is

@@ -382,6 +382,20 @@ mod tests {
     }
 
     #[test]
+    fn refusal_instead_of_greeting() {
+        let mut ex = ClientExchange::new(Limits::default());
+        let mut out = Vec::new();
+        let e = ex
+            .handle_bytes(b"refused\0uid 7 gid 7 is not allowed\0\0", &mut out)
+            .unwrap_err();
+        let e = crate::client::ClientError::from(e);
+        assert_eq!(
+            e.to_string(),
+            "the daemon refused the connection: uid 7 gid 7 is not allowed"
+        );
+    }
+
+    #[test]
     fn bad_greeting() {
         let mut ex = ClientExchange::new(Limits::default());
         let mut out = Vec::new();
