@@ -14,3 +14,9 @@ pub mod status;
 pub mod tokens;
 pub mod watch;
 pub mod watchdog;
+
+/// README.md's Rust examples, compiled as doctests (`cargo test --doc`);
+/// not part of the API.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

@@ -15,19 +15,11 @@ fn main() -> ExitCode {
         .and_then(|a| std::path::Path::new(a).file_name())
         .map(|a| a.to_string_lossy().into_owned())
         .unwrap_or_else(|| "scache".to_string());
-    // No arguments at all: master(8) always passes some, so a person is
-    // running it: serve standalone on the default socket.
-    let args = if args.len() == 1 {
-        let mut a = args;
-        a.push("--listen".into());
-        a.push(options::DEFAULT_LISTEN_PATH.into());
-        a
-    } else {
-        args
-    };
+    // (No arguments at all select standalone mode on the default socket:
+    // see options::parse.)
     let master_style = args
         .get(1)
-        .is_some_and(|a| !a.to_string_lossy().starts_with("--") && a != "stats");
+        .is_some_and(|a| !a.to_string_lossy().starts_with("--") && a != "stats" && a != "-h");
     let command = match options::parse(args) {
         Ok(c) => c,
         Err(e) => {

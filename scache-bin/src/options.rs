@@ -110,8 +110,9 @@ pub struct MasterOptions {
     pub service_name: String,
     /// `-c`: chroot to `$queue_directory`.
     pub chroot: bool,
-    /// `false` with `-d` ("not daemon mode": only relaxes Postfix's
-    /// "stdin must not be a terminal" check).
+    /// `false` with `-d` ("not daemon mode"). In daemon mode (the default)
+    /// a standard input that is a terminal is fatal ("do not run this
+    /// command by hand"), as in Postfix; `-d` (or `-S`) allows it.
     pub daemon_mode: bool,
     /// `-D` or environment `MAIL_DEBUG`: run `debugger_command` on ourself.
     pub debug_me: bool,
@@ -312,8 +313,10 @@ where
 /// Like [`parse`], with the environment supplied by `env` (for tests).
 ///
 /// Mode selection: a first argument `stats` selects the statistics client;
-/// otherwise any `--long` option (before a bare `--`) selects standalone
-/// mode; otherwise master mode.
+/// a first argument `-h` prints the help; no argument at all selects
+/// standalone mode on [`DEFAULT_LISTEN_PATH`]; otherwise any `--long`
+/// option (before a bare `--`) selects standalone mode; otherwise master
+/// mode.
 pub fn parse_with_env<I, E>(args: I, env: E) -> Result<Command, OptionsError>
 where
     I: IntoIterator<Item = OsString>,
@@ -326,8 +329,26 @@ where
         .unwrap_or_else(|| "scache".to_string());
     let rest: &[OsString] = args.get(1..).unwrap_or(&[]);
 
-    if rest.first().map(|a| a.as_bytes()) == Some(b"stats".as_slice()) {
-        return parse_stats(&rest[1..]);
+    match rest.first().map(|a| a.as_bytes()) {
+        Some(b"stats") => return parse_stats(&rest[1..]),
+        // A person asking for help: master(8) always passes its own
+        // options first (`-l` or `-z`, `-n`, `-t` ...), so `-h` can only
+        // come first from a command line typed by hand. Elsewhere it stays
+        // what it is for Postfix's skeleton: an invalid option.
+        Some(b"-h") => return Ok(Command::Help),
+        // No arguments at all: master(8) never starts a daemon so, so a
+        // person is running it: standalone on the default socket.
+        None => {
+            return Ok(Command::Standalone(StandaloneOptions {
+                process_name,
+                listen: PathBuf::from(DEFAULT_LISTEN_PATH),
+                config_dir: None,
+                overrides: Vec::new(),
+                socket_mode: DEFAULT_SOCKET_MODE,
+                verbose: 0,
+            }))
+        }
+        _ => {}
     }
     let standalone = rest
         .iter()
@@ -675,11 +696,14 @@ Usage:
   {program} [--listen PATH] [--config-dir DIR] [-o name=value]...
          [--socket-mode OCTAL] [-v|--verbose]...
   {program} stats [--socket PATH] [--format table|json|prometheus]
-  {program} --help | --version | --print-defaults
+  {program} -h | --help | --version | --print-defaults
+  {program} [-cdDlSuvVz] [-i max_idle] [-m max_use] [-n service]
+         [-o name=value]... [-s count] [-t type]   (master mode)
 
 A connection cache daemon compatible with Postfix's scache(8).
+Without arguments it runs standalone on ./{DEFAULT_LISTEN_PATH}.
 
-Standalone mode (any --long option):
+Standalone mode (no arguments, or any --long option):
   --listen PATH         create and listen on this UNIX-domain socket
                         (default: {DEFAULT_LISTEN_PATH} in the current directory);
                         a stale socket is replaced, a live one is refused
@@ -689,7 +713,7 @@ Standalone mode (any --long option):
   --socket-mode OCTAL   permissions of the listening socket (default: {DEFAULT_SOCKET_MODE:04o})
   -v, --verbose         verbose logging (repeatable); RUST_LOG also works
   --print-defaults      print every parameter we read with its default value
-  -h, --help            print this help and exit
+  -h, --help            print this help and exit (-h: as the first argument)
   --version             print the version and exit
 
 Statistics client:
@@ -697,9 +721,10 @@ Statistics client:
     --socket PATH       the daemon's socket (default: {DEFAULT_LISTEN_PATH})
     --format FMT        table (default), json or prometheus
 
-Master mode (started by Postfix's master(8) from master.cf):
+Master mode (started by Postfix's master(8) from master.cf; options
+first, as master passes them, not --long ones):
   -c          chroot to $queue_directory      -u        run as $mail_owner
-  -d          do not require a non-tty stdin  -D        run debugger_command
+  -d          allow a terminal on stdin       -D        accepted, no effect
   -i value    set max_idle                    -m value  set max_use
   -l          process limit is 1 (required)   -z        process limit is 0
   -n name     service name                    -o n=v    parameter override
@@ -933,7 +958,7 @@ mod tests {
                 "{list:?}"
             );
         }
-        let m = master(&["scache"]).unwrap();
+        let m = master(&["scache", "-v"]).unwrap();
         assert!(matches!(
             m.validate(),
             Err(OptionsError::ProcessLimit { .. })
@@ -1049,6 +1074,8 @@ mod tests {
             (&["scache", "--version"], Command::Version),
             (&["scache", "--print-defaults"], Command::PrintDefaults),
             (&["scache", "stats", "--help"], Command::Help),
+            (&["scache", "-h"], Command::Help),
+            (&["scache", "-h", "-l"], Command::Help),
         ];
         for (list, want) in cases {
             assert_eq!(
@@ -1074,6 +1101,20 @@ mod tests {
             assert!(help.contains(option), "help lacks {option}");
         }
         assert!(version_text().starts_with("scache "));
+        // -h anywhere but first is Postfix's invalid option.
+        assert_eq!(
+            parse_with_env(args(&["scache", "-l", "-h"]), no_env),
+            Err(OptionsError::InvalidOption(b'h'))
+        );
+    }
+
+    #[test]
+    fn no_arguments_is_standalone_on_the_default_socket() {
+        let Command::Standalone(s) = parse_with_env(args(&["scache"]), no_env).unwrap() else {
+            panic!("not standalone")
+        };
+        assert_eq!(s.listen, PathBuf::from(DEFAULT_LISTEN_PATH));
+        assert_eq!(s.socket_mode, DEFAULT_SOCKET_MODE);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! or one inherited from systemd), then the shared event loop.
 
 use std::ffi::OsString;
+use std::io::IsTerminal;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -51,6 +52,12 @@ pub fn master(o: MasterOptions) -> ExitCode {
     ));
     for w in cfg.take_warnings() {
         log::warn!("{w}");
+    }
+    // Postfix's skeleton: in daemon mode (no -d) and not serving stdin
+    // (-S), a terminal on stdin means a person typed the command line.
+    if o.daemon_mode && !o.stdin_stream && std::io::stdin().is_terminal() {
+        eprintln!("{}: fatal: do not run this command by hand", o.process_name);
+        fatal("do not run this command by hand");
     }
     if let Err(e) = o.validate() {
         fatal(e);

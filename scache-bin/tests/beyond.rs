@@ -209,7 +209,10 @@ fn the_standalone_socket_is_private_by_default() {
 fn clients_of_other_users_are_refused() {
     use std::os::unix::process::CommandExt;
     if !nix::unistd::geteuid().is_root() {
-        eprintln!("SKIPPED: needs root to run a client under another uid");
+        scache_testkit::harness::skip_or_fail(
+            "clients_of_other_users_are_refused",
+            "not root (needed to run a client under another uid)",
+        );
         return;
     }
     let dir = TempDir::new("scache-acl").unwrap();

@@ -8,8 +8,8 @@
 //! - raw exchanges check that the bytes Postfix sends are exactly the bytes
 //!   our encoders produce, for every reply shape.
 //!
-//! Skipped with a notice when the daemon is missing, unless
-//! `SCACHE_REQUIRE_POSTFIX=1` (then missing is a failure).
+//! A missing daemon fails these tests, unless `SCACHE_ALLOW_SKIP=1` (see
+//! `scache_testkit::harness::skip_or_fail`).
 
 mod common;
 
