@@ -50,7 +50,11 @@ pub fn master(o: MasterOptions) -> ExitCode {
         logging::configured_tag(&params),
         Destination::from_params(&params, env),
     ));
-    for w in cfg.take_warnings() {
+    for w in cfg
+        .take_warnings()
+        .into_iter()
+        .chain(cfg.unknown_parameters())
+    {
         log::warn!("{w}");
     }
     // Postfix's skeleton: in daemon mode (no -d) and not serving stdin
@@ -149,7 +153,11 @@ pub fn standalone(o: StandaloneOptions) -> ExitCode {
     cfg.force("process_name", &o.process_name);
     cfg.force("service_name", &o.process_name);
     let params = Params::from_config(&cfg).unwrap_or_else(|e| fatal(e));
-    for w in cfg.take_warnings() {
+    for w in cfg
+        .take_warnings()
+        .into_iter()
+        .chain(cfg.unknown_parameters())
+    {
         log::warn!("{w}");
     }
     let (listeners, socket_path) = match systemd_listeners() {
