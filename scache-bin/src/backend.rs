@@ -141,6 +141,60 @@ impl<F, C: Clock> CacheBackend<F, C> {
         }
     }
 
+    /// The live counters, in the order of the `stats` reply (see
+    /// docs/protocol.md): the daemon's own and the cache's.
+    pub fn counters(&self) -> Vec<(String, u64)> {
+        let s = self.cache.stats();
+        let size = self.cache.size();
+        let mut out: Vec<(String, u64)> = Vec::with_capacity(40);
+        let mut num = |name: &str, v: u64| out.push((name.to_string(), v));
+        num(
+            "uptime",
+            self.started.elapsed().map(|d| d.as_secs()).unwrap_or(0),
+        );
+        num("clients", self.counters.clients_current);
+        num("clients_accepted", self.counters.clients_accepted);
+        num("clients_refused", self.counters.clients_refused);
+        num("dest_count", size.dest_count as u64);
+        num("endp_count", size.endp_count as u64);
+        num("sess_count", size.sess_count as u64);
+        num("binding_count", s.binding_count as u64);
+        num("peak_dest_count", s.peak_dest_count as u64);
+        num("peak_endp_count", s.peak_endp_count as u64);
+        num("peak_sess_count", s.peak_sess_count as u64);
+        num("peak_binding_count", s.peak_binding_count as u64);
+        num("endp_hits", s.endp_hits);
+        num("endp_misses", s.endp_misses);
+        num("dest_hits", s.dest_hits);
+        num("dest_misses", s.dest_misses);
+        num("saves_endp", s.endp_saves);
+        num("saves_dest", s.dest_saves);
+        num("dest_refreshes", s.dest_refreshes);
+        num("refused_saves", s.refused_saves);
+        num("put_backs", s.put_backs);
+        num("expired_sessions", s.expired_sessions);
+        num("expired_bindings", s.expired_bindings);
+        for cause in EvictionCause::ALL {
+            if !matches!(
+                cause,
+                EvictionCause::DestinationLimit | EvictionCause::Caller
+            ) {
+                num(
+                    &format!("evicted_sessions_{cause}"),
+                    s.evicted_sessions_for(cause),
+                );
+            }
+        }
+        for cause in [EvictionCause::DestinationLimit, EvictionCause::LabelLimit] {
+            num(
+                &format!("evicted_bindings_{cause}"),
+                s.evicted_bindings_for(cause),
+            );
+        }
+        num("unwatched_saves", self.counters.unwatched_saves);
+        out
+    }
+
     /// Closes every cached descriptor (at exit).
     pub fn close_all(&mut self) {
         self.cache.clear();
@@ -231,53 +285,9 @@ impl<F, C: Clock> Backend for CacheBackend<F, C> {
     }
 
     fn stats(&mut self, out: &mut Vec<u8>) {
-        let s = self.cache.stats();
-        let size = self.cache.size();
-        let mut num = |name: &str, v: u64| put_attr(out, name.as_bytes(), v.to_string().as_bytes());
-        num(
-            "uptime",
-            self.started.elapsed().map(|d| d.as_secs()).unwrap_or(0),
-        );
-        num("clients", self.counters.clients_current);
-        num("clients_accepted", self.counters.clients_accepted);
-        num("clients_refused", self.counters.clients_refused);
-        num("dest_count", size.dest_count as u64);
-        num("endp_count", size.endp_count as u64);
-        num("sess_count", size.sess_count as u64);
-        num("binding_count", s.binding_count as u64);
-        num("peak_dest_count", s.peak_dest_count as u64);
-        num("peak_endp_count", s.peak_endp_count as u64);
-        num("peak_sess_count", s.peak_sess_count as u64);
-        num("peak_binding_count", s.peak_binding_count as u64);
-        num("endp_hits", s.endp_hits);
-        num("endp_misses", s.endp_misses);
-        num("dest_hits", s.dest_hits);
-        num("dest_misses", s.dest_misses);
-        num("saves_endp", s.endp_saves);
-        num("saves_dest", s.dest_saves);
-        num("dest_refreshes", s.dest_refreshes);
-        num("refused_saves", s.refused_saves);
-        num("put_backs", s.put_backs);
-        num("expired_sessions", s.expired_sessions);
-        num("expired_bindings", s.expired_bindings);
-        for cause in EvictionCause::ALL {
-            if !matches!(
-                cause,
-                EvictionCause::DestinationLimit | EvictionCause::Caller
-            ) {
-                num(
-                    &format!("evicted_sessions_{cause}"),
-                    s.evicted_sessions_for(cause),
-                );
-            }
+        for (name, value) in self.counters() {
+            put_attr(out, name.as_bytes(), value.to_string().as_bytes());
         }
-        for cause in [EvictionCause::DestinationLimit, EvictionCause::LabelLimit] {
-            num(
-                &format!("evicted_bindings_{cause}"),
-                s.evicted_bindings_for(cause),
-            );
-        }
-        num("unwatched_saves", self.counters.unwatched_saves);
     }
 }
 

@@ -33,6 +33,7 @@ use scache_proto::unix;
 use slab::Slab;
 
 use crate::backend::{CacheBackend, Taken};
+use crate::metrics::{self, MetricsFile};
 use crate::status::StatusRecord;
 use crate::tokens::Token;
 use crate::watch::{peer_event_cause, SessionWatch};
@@ -96,6 +97,9 @@ pub struct DaemonSetup {
     pub access: AccessPolicy,
     /// `daemon_timeout` for the watchdog (None: no watchdog).
     pub daemon_timeout: Option<Duration>,
+    /// `scache_metrics_file` (None: none): written every `stats_interval`
+    /// and at exit, from a thread of its own.
+    pub metrics_file: Option<PathBuf>,
 }
 
 struct Client {
@@ -151,6 +155,8 @@ pub struct Daemon {
     pid: i32,
     /// Set while serving a client event when a request was answered.
     served_in_turn: bool,
+    /// The metrics file writer, if `scache_metrics_file` is set.
+    metrics: Option<MetricsFile>,
 }
 
 impl Daemon {
@@ -193,6 +199,16 @@ impl Daemon {
         if let Some(limit) = setup.daemon_timeout {
             crate::watchdog::start(limit, heartbeat.clone());
         }
+        let metrics = setup
+            .metrics_file
+            .clone()
+            .and_then(|path| match MetricsFile::start(path) {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    log::warn!("cannot start the metrics file writer: {e}");
+                    None
+                }
+            });
         let mut daemon = Daemon {
             setup,
             epoll: ep,
@@ -214,7 +230,10 @@ impl Daemon {
             exit: None,
             pid: std::process::id() as i32,
             served_in_turn: false,
+            metrics,
         };
+        // A first snapshot at once, so the file exists from the start.
+        daemon.write_metrics();
         daemon.base_fds = count_open_fds().unwrap_or(16);
         if let Some(sock) = daemon.setup.stdin_client.take() {
             daemon.add_client(sock);
@@ -362,6 +381,7 @@ impl Daemon {
         self.backend.expire(now);
         if now >= self.next_stats {
             self.backend.log_interval_stats();
+            self.write_metrics();
             self.next_stats = now.saturating_add(self.setup.stats_interval);
         }
         if let Some(t) = self.idle_deadline() {
@@ -394,6 +414,14 @@ impl Daemon {
             } else {
                 self.queue_timeout(idx);
             }
+        }
+    }
+
+    /// Hands the current metrics to the metrics file writer (never waits
+    /// for the disk).
+    fn write_metrics(&self) {
+        if let Some(m) = &self.metrics {
+            m.submit(metrics::prometheus(&self.backend.counters()));
         }
     }
 
@@ -756,6 +784,17 @@ impl Daemon {
         }
         self.backend.log_interval_stats();
         self.backend.close_all();
+        if let Some(m) = self.metrics.take() {
+            // The state after exit (nothing cached), waited for a little.
+            let last = metrics::prometheus(&self.backend.counters());
+            let path = m.path().display().to_string();
+            if !m.finish(last, metrics::EXIT_WRITE_WAIT) {
+                log::warn!(
+                    "metrics file {path}: last write still pending after {}s; exiting anyway",
+                    metrics::EXIT_WRITE_WAIT.as_secs()
+                );
+            }
+        }
         if let Mode::Standalone {
             socket_path: Some(path),
         } = &self.setup.mode

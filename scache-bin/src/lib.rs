@@ -6,6 +6,7 @@ pub mod backend;
 pub mod config;
 pub mod daemon;
 pub mod logging;
+pub mod metrics;
 pub mod options;
 pub mod run;
 pub mod statscmd;

@@ -257,6 +257,7 @@ fn serve(
         fd_limit,
         access,
         daemon_timeout: Some(params.daemon_timeout),
+        metrics_file: params.scache_metrics_file.clone(),
     };
     let standalone = matches!(setup.mode, Mode::Standalone { .. });
     let daemon =

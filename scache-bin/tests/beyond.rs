@@ -178,10 +178,10 @@ fn stats_subcommand_reports_what_happened() {
     }
     let (_, prom) = stats(&sock, "prometheus");
     assert!(
-        prom.contains("# TYPE scache_sess_count gauge\nscache_sess_count 1\n"),
+        prom.contains("# TYPE scache_sessions gauge\nscache_sessions 1\n"),
         "{prom}"
     );
-    assert!(prom.contains("scache_endp_hits 1\n"));
+    assert!(prom.contains("scache_lookups_total{request=\"find_endp\",result=\"hit\"} 1\n"));
     let (_, json) = stats(&sock, "json");
     assert!(
         json.starts_with('{') && json.contains("\"saves_endp\":3"),

@@ -112,6 +112,8 @@ pub struct Params {
     pub scache_allowed_uids: Vec<u32>,
     /// `scache_allowed_gids`, resolved to numbers.
     pub scache_allowed_gids: Vec<u32>,
+    /// `scache_metrics_file`; `None` (empty): no metrics file.
+    pub scache_metrics_file: Option<PathBuf>,
 }
 
 impl Params {
@@ -165,6 +167,9 @@ impl Params {
             resolve_ids(config, &config_dir_text, "scache_allowed_uids", true)?;
         let scache_allowed_gids =
             resolve_ids(config, &config_dir_text, "scache_allowed_gids", false)?;
+        let scache_metrics_file = Some(config.get_str("scache_metrics_file")?)
+            .filter(|f| !f.is_empty())
+            .map(PathBuf::from);
 
         Ok(Params {
             syslog_facility,
@@ -195,6 +200,7 @@ impl Params {
             scache_fd_reserve,
             scache_allowed_uids,
             scache_allowed_gids,
+            scache_metrics_file,
         })
     }
 
