@@ -19,7 +19,7 @@ use std::time::{Duration, SystemTime};
 
 use scache_core::{Clock, EvictionCause, Instant, MultiCache, SessionHandle};
 use scache_proto::attr::put_attr;
-use scache_proto::message::Status;
+use scache_proto::message::{ListedBinding, ListedDestination, ListedEndpoint, Listing, Status};
 use scache_proto::server::Backend;
 
 use crate::statslog::IntervalStats;
@@ -289,6 +289,58 @@ impl<F, C: Clock> Backend for CacheBackend<F, C> {
             put_attr(out, name.as_bytes(), value.to_string().as_bytes());
         }
     }
+
+    /// Endpoints by sessions (most first), destinations by the sessions
+    /// reachable through their bindings, then by label; at most `limit` of
+    /// each and `limit` bindings per destination (in their order).
+    fn list(&mut self, limit: usize) -> Listing {
+        self.cache.expire_due();
+        let view = self.cache.view();
+        let mut endpoints = view.endpoints;
+        endpoints.sort_unstable_by(|a, b| b.sessions.cmp(&a.sessions).then(a.label.cmp(b.label)));
+        let mut destinations: Vec<(usize, scache_core::DestinationView<'_>)> = view
+            .destinations
+            .into_iter()
+            .map(|d| (d.sessions(), d))
+            .collect();
+        destinations.sort_unstable_by(|(sa, a), (sb, b)| {
+            sb.cmp(sa)
+                .then(b.bindings.len().cmp(&a.bindings.len()))
+                .then(a.label.cmp(b.label))
+        });
+        Listing {
+            endpoints_total: endpoints.len() as u64,
+            destinations_total: destinations.len() as u64,
+            endpoints: endpoints
+                .iter()
+                .take(limit)
+                .map(|e| ListedEndpoint {
+                    label: e.label.to_vec(),
+                    sessions: e.sessions as u64,
+                    oldest_age: e.oldest_age,
+                    ttl_left: e.ttl_left,
+                })
+                .collect(),
+            destinations: destinations
+                .iter()
+                .take(limit)
+                .map(|(sessions, d)| ListedDestination {
+                    label: d.label.to_vec(),
+                    sessions: *sessions as u64,
+                    bindings_total: d.bindings.len() as u64,
+                    bindings: d
+                        .bindings
+                        .iter()
+                        .take(limit)
+                        .map(|b| ListedBinding {
+                            endpoint: b.endpoint.to_vec(),
+                            ttl_left: b.ttl_left,
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -382,6 +434,49 @@ mod tests {
         assert_eq!(b.save_dest(2, b"d", b"", b"too long"), Status::Fail);
         assert_eq!(b.take_stored().count(), 0);
         assert_eq!(b.save_endp(2, b"ok", b"", 1), Status::Ok);
+    }
+
+    #[test]
+    fn list_sorts_by_sessions_and_bounds_everything() {
+        let clock: &'static ManualClock = Box::leak(Box::new(ManualClock::new()));
+        let mut b = CacheBackend::new(MultiCache::new(clock), Duration::from_secs(2), false);
+        for (label, n) in [
+            (&b"one"[..], 1),
+            (b"three", 3),
+            (b"two", 2),
+            (b"also_two", 2),
+        ] {
+            for i in 0..n {
+                assert_eq!(b.save_endp(2, label, b"", i), Status::Ok);
+            }
+        }
+        for endp in [&b"one"[..], b"two", b"three", b"gone"] {
+            assert_eq!(b.save_dest(2, b"d", b"", endp), Status::Ok);
+        }
+        assert_eq!(b.save_dest(2, b"small", b"", b"one"), Status::Ok);
+        clock.advance(Duration::from_millis(250));
+        let all = b.list(10);
+        let labels: Vec<&[u8]> = all.endpoints.iter().map(|e| &e.label[..]).collect();
+        assert_eq!(labels, vec![&b"three"[..], b"also_two", b"two", b"one"]);
+        assert_eq!(
+            all.endpoints[0].oldest_age,
+            Some(Duration::from_millis(250))
+        );
+        assert_eq!(all.endpoints[0].ttl_left, Duration::from_millis(1750));
+        assert_eq!(all.destinations[0].label, b"d");
+        assert_eq!(all.destinations[0].sessions, 6);
+        let bound: Vec<&[u8]> = all.destinations[0]
+            .bindings
+            .iter()
+            .map(|b| &b.endpoint[..])
+            .collect();
+        assert_eq!(bound, vec![&b"one"[..], b"two", b"three", b"gone"]);
+        let two = b.list(2);
+        assert_eq!((two.endpoints_total, two.destinations_total), (4, 2));
+        assert_eq!(two.endpoints.len(), 2);
+        assert_eq!(two.destinations[0].bindings.len(), 2);
+        assert_eq!(two.destinations[0].bindings_total, 4);
+        assert_eq!(b.list(0).endpoints.len(), 0);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 pub mod backend;
 pub mod config;
 pub mod daemon;
+pub mod listcmd;
 pub mod logging;
 pub mod metrics;
 pub mod options;

@@ -139,6 +139,15 @@ impl Client {
         super::stats(self.run(&Request::Stats, None)?)
     }
 
+    /// Asks the daemon what it caches (`request=list`, our extension): at
+    /// most `limit` endpoints, destinations, and bindings per destination
+    /// (`None`: the daemon's default, 50), most sessions first. Postfix's
+    /// own daemon answers status 1, reported as [`ClientError::Refused`]
+    /// ("does not support the list request").
+    pub fn list(&mut self, limit: Option<u32>) -> Result<crate::message::Listing, ClientError> {
+        super::listing(self.run(&Request::List { limit }, None)?)
+    }
+
     /// Runs one operation under the failure policy (see the type's
     /// documentation): one try, and on failure a pause, a reconnect and a
     /// second try (only one try just after a pause); then recovery.

@@ -38,6 +38,7 @@
 //! save_dest:  send request, read status
 //! find_dest:  send request, read status+prop+prop; if 0: as find_endp
 //! stats:      send request, read status + counters (our extension)
+//! list:       send request, read status + listing (our extension)
 //! ```
 #![forbid(unsafe_code)]
 
@@ -157,7 +158,7 @@ pub enum ClientError {
     /// The server answered the request with a non-success status that is
     /// not plain "not found": status 1 (the request was malformed, over the
     /// daemon's wire limits, or unknown to it: Postfix's own daemon answers
-    /// `stats` so), or status 2 for a save (the daemon would not
+    /// `stats` and `list` so), or status 2 for a save (the daemon would not
     /// keep it: a label or property over its length limit, or the
     /// descriptor did not arrive). The message depends on the request.
     Refused {
@@ -241,7 +242,7 @@ fn refusal_text(f: &mut fmt::Formatter<'_>, request: RequestKind, status: Status
             "the daemon refused to cache the binding (status 2): a label or the property \
              is over its length limit",
         ),
-        (RequestKind::Stats, Status::Bad) => write!(
+        (RequestKind::Stats | RequestKind::List, Status::Bad) => write!(
             f,
             "the daemon does not support the {request} request (status 1): it is not \
              scache-rs (Postfix's own scache(8) knows only save_endp, find_endp, save_dest \
@@ -417,6 +418,21 @@ fn found_dest(done: Done) -> Result<Option<FoundDest<OwnedFd>>, ClientError> {
     }
 }
 
+/// The listing of a `list` exchange.
+fn listing(done: Done) -> Result<crate::message::Listing, ClientError> {
+    match done.outcome {
+        Outcome::List {
+            status: Status::Ok,
+            listing,
+        } => Ok(listing),
+        Outcome::List { status, .. } => Err(ClientError::Refused {
+            request: RequestKind::List,
+            status,
+        }),
+        _ => Err(ProtocolError::OutOfSequence.into()),
+    }
+}
+
 /// The counters of a `stats` exchange, as text.
 fn stats(done: Done) -> Result<Vec<(String, String)>, ClientError> {
     match done.outcome {
@@ -481,6 +497,7 @@ mod tests {
             text(RequestKind::Stats, Status::Bad).contains("does not support the stats request")
         );
         assert!(text(RequestKind::FindEndp, Status::Bad).contains("find_endp request as malformed"));
+        assert!(text(RequestKind::List, Status::Bad).contains("does not support the list request"));
         assert!(!ClientError::Invalid(EncodeError::BadTtl { ttl: 0 }).is_failure());
     }
 }

@@ -192,6 +192,12 @@ impl AsyncClient {
         stats(self.run(&Request::Stats, None).await?)
     }
 
+    /// Asks our daemon what it caches (see
+    /// [`Client::list`](super::Client::list)).
+    pub async fn list(&self, limit: Option<u32>) -> Result<crate::message::Listing, ClientError> {
+        super::listing(self.run(&Request::List { limit }, None).await?)
+    }
+
     fn lock_idle(&self) -> std::sync::MutexGuard<'_, Vec<Connection>> {
         self.inner
             .idle
