@@ -17,7 +17,11 @@
 
 use std::time::{Duration, SystemTime};
 
-use scache_core::{Clock, EvictionCause, Instant, MultiCache, SessionHandle};
+use std::os::fd::{AsFd, AsRawFd};
+
+use scache_core::{
+    Clock, Departure, DepartureCause, EvictionCause, Instant, MultiCache, SessionHandle,
+};
 use scache_proto::attr::put_attr;
 use scache_proto::message::{ListedBinding, ListedDestination, ListedEndpoint, Listing, Status};
 use scache_proto::server::Backend;
@@ -211,6 +215,34 @@ impl<F, C: Clock> CacheBackend<F, C> {
             self.stored.push(handle);
         }
     }
+}
+
+/// The departure hook of `scache_quit_before_close = yes`: a session that
+/// leaves the cache without being found (expired, evicted by a limit or
+/// for descriptors, still cached at exit) gets `QUIT\r\n`, sent without
+/// blocking and without `SIGPIPE` (best effort: a full socket buffer or a
+/// peer that is gone simply means no `QUIT`), and is then closed. A session
+/// whose peer closed or spoke gets nothing: it is not in a state to take a
+/// command (the daemon's dead-peer watch removes those without the hook
+/// anyway). Whatever the descriptor speaks gets these bytes, so this is for
+/// caches of SMTP and LMTP sessions only.
+pub fn quit_before_close<F: AsFd>(departure: Departure<F>) {
+    let peer_gone = matches!(
+        departure.cause,
+        DepartureCause::Evicted(EvictionCause::PeerClosed | EvictionCause::PeerData)
+    );
+    if !peer_gone {
+        let sent = nix::sys::socket::send(
+            departure.fd.as_fd().as_raw_fd(),
+            b"QUIT\r\n",
+            nix::sys::socket::MsgFlags::MSG_DONTWAIT | nix::sys::socket::MsgFlags::MSG_NOSIGNAL,
+        );
+        log::debug!(
+            "QUIT before closing a cached connection ({}): {sent:?}",
+            departure.cause
+        );
+    }
+    drop(departure);
 }
 
 fn cause_text(cause: EvictionCause) -> &'static str {
@@ -477,6 +509,72 @@ mod tests {
         assert_eq!(two.destinations[0].bindings.len(), 2);
         assert_eq!(two.destinations[0].bindings_total, 4);
         assert_eq!(b.list(0).endpoints.len(), 0);
+    }
+
+    /// What the far end of a socketpair received (non-blocking).
+    fn received(far: &std::os::unix::net::UnixStream) -> Vec<u8> {
+        use std::io::Read;
+        far.set_nonblocking(true).unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 64];
+        while let Ok(n) = (&*far).read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        got
+    }
+
+    #[test]
+    fn quit_before_close_by_cause() {
+        use std::os::unix::net::UnixStream;
+        let clock: &'static ManualClock = Box::leak(Box::new(ManualClock::new()));
+        let limits = scache_core::Limits {
+            max_sessions_per_endpoint: Some(1),
+            ..scache_core::Limits::NONE
+        };
+        let mut b: CacheBackend<std::os::fd::OwnedFd, _> = CacheBackend::new(
+            MultiCache::with_limits(clock, limits),
+            Duration::from_secs(2),
+            true,
+        );
+        b.cache_mut().set_departure_hook(quit_before_close);
+        let mut fars = Vec::new();
+        let mut save = |b: &mut CacheBackend<_, _>, label: &[u8], ttl| {
+            let (near, far) = UnixStream::pair().unwrap();
+            assert_eq!(b.save_endp(ttl, label, b"", near.into()), Status::Ok);
+            fars.push(far);
+        };
+        save(&mut b, b"expires", 1); // 0
+        save(&mut b, b"limit", 2); // 1: evicted by the next
+        save(&mut b, b"limit", 2); // 2: still cached at exit
+        save(&mut b, b"pressure", 2); // 3: evicted for descriptors
+        save(&mut b, b"peer", 2); // 4: its peer hangs up
+        save(&mut b, b"taken", 2); // 5: found: the taker's, no QUIT
+        clock.advance(Duration::from_secs(1));
+        b.expire(clock.now());
+        let handles: Vec<_> = b.take_stored().collect();
+        assert!(b.on_peer_event(handles[4], EvictionCause::PeerClosed));
+        let taken = b.find_endp(b"taken").unwrap();
+        drop(taken);
+        // The soonest of what is left ("limit" and "pressure", same deadline):
+        // the one saved first.
+        assert!(b.evict_for_fds());
+        b.close_all();
+        let got: Vec<Vec<u8>> = fars.iter().map(received).collect();
+        let quit = b"QUIT\r\n".to_vec();
+        assert_eq!(
+            got,
+            vec![
+                quit.clone(),
+                quit.clone(),
+                quit.clone(),
+                quit,
+                vec![],
+                vec![]
+            ]
+        );
     }
 
     #[test]

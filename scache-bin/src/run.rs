@@ -239,7 +239,10 @@ fn serve(
         ..wire_default
     };
     let clock = MonotonicClock::new();
-    let cache = scache_core::MultiCache::with_limits(clock, limits);
+    let mut cache = scache_core::MultiCache::with_limits(clock, limits);
+    if params.scache_quit_before_close {
+        cache.set_departure_hook(crate::backend::quit_before_close);
+    }
     let backend = CacheBackend::new(
         cache,
         params.connection_cache_ttl_limit,

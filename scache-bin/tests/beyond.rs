@@ -354,3 +354,65 @@ fn stats_without_a_daemon_names_the_socket_once() {
         )
     );
 }
+
+/// What the far end of a cached session receives before its EOF, within
+/// `limit` (None: no EOF in time).
+fn bytes_before_eof(far: std::os::fd::OwnedFd, limit: Duration) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let mut sock = UnixStream::from(far);
+    sock.set_read_timeout(Some(limit)).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 64];
+    loop {
+        match sock.read(&mut buf) {
+            Ok(0) => return Some(got),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(_) => return None,
+        }
+    }
+}
+
+/// scache_quit_before_close: an expired session, and one still cached at
+/// exit, get QUIT before their EOF; without the parameter only the EOF.
+#[test]
+fn quit_before_close_is_sent_to_sessions_that_leave_unfound() {
+    for (quit, want) in [("yes", &b"QUIT\r\n"[..]), ("no", b"")] {
+        let dir = TempDir::new("scache-quit").unwrap();
+        let (child, sock) = standalone(
+            dir.path(),
+            &[
+                "-o",
+                &format!("scache_quit_before_close={quit}"),
+                "-o",
+                "connection_cache_ttl_limit=60s",
+            ],
+        );
+        let stream = UnixStream::connect(&sock).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut peer = Peer { sock: stream };
+        peer.recv_msg().unwrap();
+        let (a, expiring) = session();
+        assert_eq!(peer.save_endp("1", b"e", b"p", a), b"status\x000\0\0");
+        let (b, at_exit) = session();
+        assert_eq!(peer.save_endp("60", b"f", b"p", b), b"status\x000\0\0");
+        assert_eq!(
+            bytes_before_eof(expiring, Duration::from_secs(5)).as_deref(),
+            Some(want),
+            "expired, quit={quit}"
+        );
+        drop(peer);
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.0.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
+        assert_eq!(
+            bytes_before_eof(at_exit, Duration::from_secs(5)).as_deref(),
+            Some(want),
+            "at exit, quit={quit}"
+        );
+        drop(child);
+    }
+}

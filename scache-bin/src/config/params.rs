@@ -114,6 +114,8 @@ pub struct Params {
     pub scache_allowed_gids: Vec<u32>,
     /// `scache_metrics_file`; `None` (empty): no metrics file.
     pub scache_metrics_file: Option<PathBuf>,
+    /// `scache_quit_before_close` (default no).
+    pub scache_quit_before_close: bool,
 }
 
 impl Params {
@@ -152,6 +154,7 @@ impl Params {
             config.get_time("connection_cache_status_update_time", 1, 0)?;
 
         let scache_dead_connection_eviction = config.get_bool("scache_dead_connection_eviction")?;
+        let scache_quit_before_close = config.get_bool("scache_quit_before_close")?;
         let limit = |name: &str| -> Result<Option<usize>, ConfigError> {
             let n = non_negative(config, name)?;
             Ok((n != 0).then_some(n))
@@ -201,6 +204,7 @@ impl Params {
             scache_allowed_uids,
             scache_allowed_gids,
             scache_metrics_file,
+            scache_quit_before_close,
         })
     }
 

@@ -102,6 +102,7 @@ pub const PARAMETERS: &[ParamDef] = &[
     def("scache_label_limit", "0", ParamKind::Int, "maximal number of destination plus endpoint labels (0: unlimited)"),
     def("scache_metrics_file", "", ParamKind::Str, "when non-empty, write the metrics (Prometheus text format) to this file every connection_cache_status_update_time and at exit; relative to the working directory ($queue_directory, or the chroot jail, in master mode)"),
     def("scache_property_length_limit", "65536", ParamKind::Int, "maximal length of a dest_prop or endp_prop, in bytes (0: unlimited)"),
+    def("scache_quit_before_close", "no", ParamKind::Bool, "write QUIT to a cached session that leaves without being found (expired, evicted, at exit) before closing it; only for SMTP/LMTP sessions"),
     def("scache_session_limit", "0", ParamKind::Int, "maximal cached connections in total (0: derived from RLIMIT_NOFILE minus scache_fd_reserve)"),
     computed("service_name", ParamKind::Str, "master.cf service name: -n, else process_name (read-only)"),
     def("syslog_facility", "mail", ParamKind::Str, "syslog facility name"),
