@@ -448,7 +448,11 @@ else
     fi
     run_phase "$name" "$name"
     if [ -n "$revert_check" ]; then
-        "$swap" revert -c "$conf" --name "$name" -q
+        if [ "$daemon" = installed ]; then
+            "$swap" revert -c "$conf" --name "$name"
+        else
+            "$swap" revert -c "$conf" --name "$name" -q
+        fi
         if [ "$daemon" != installed ] && [ -e "$(pc -h daemon_directory)/$name" ]; then
             echo "FAIL: revert left $name installed"; overall=fail
         fi

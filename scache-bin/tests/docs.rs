@@ -1,5 +1,6 @@
 //! The documents stay true: README's examples, its parameter table and the
-//! man page against the parameters the daemon knows.
+//! man page against the parameters the daemon knows; the Debian package's
+//! systemd units against the source tree's.
 
 use scache_bin::config::PARAMETERS;
 
@@ -41,4 +42,54 @@ fn every_new_parameter_is_documented() {
             p.name
         );
     }
+}
+
+/// The package's units are the source tree's, with the package's names
+/// and the binary's installed path.
+#[test]
+fn the_package_units_are_the_source_units() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let read = |p: &str| std::fs::read_to_string(format!("{root}/{p}")).unwrap();
+    let body = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(str::to_string)
+            .collect()
+    };
+    for (source, packaged) in [
+        (
+            "systemd/scache.service",
+            "scache-bin/debian/scache-rs.service",
+        ),
+        (
+            "systemd/scache.socket",
+            "scache-bin/debian/scache-rs.socket",
+        ),
+    ] {
+        let want: Vec<String> = body(&read(source))
+            .into_iter()
+            .map(|l| {
+                l.replace("/usr/local/bin/scache", "/usr/lib/postfix/sbin/scache-rs")
+                    .replace("scache.socket", "scache-rs.socket")
+                    .replace("/etc/default/scache", "/etc/default/scache-rs")
+                    .replace("man:scache(8)", "man:scache-rs(8)")
+            })
+            .collect();
+        assert_eq!(body(&read(packaged)), want, "{packaged} vs {source}");
+    }
+    // And cargo-deb installs them, with the binary, man page and swap script.
+    let manifest = read("scache-bin/Cargo.toml");
+    for asset in [
+        "[\"target/release/scache\", \"usr/lib/postfix/sbin/scache-rs\", \"755\"]",
+        "[\"../man/scache.8\", \"usr/share/man/man8/scache-rs.8\", \"644\"]",
+        "[\"../scripts/postfix-swap.sh\", \"usr/sbin/scache-rs-swap\", \"755\"]",
+        "[\"debian/scache-rs.service\", \"lib/systemd/system/scache-rs.service\", \"644\"]",
+        "[\"debian/scache-rs.socket\", \"lib/systemd/system/scache-rs.socket\", \"644\"]",
+    ] {
+        assert!(
+            manifest.contains(asset),
+            "scache-bin/Cargo.toml lacks the asset {asset}"
+        );
+    }
+    assert!(manifest.contains("recommends = \"postfix\""));
 }
