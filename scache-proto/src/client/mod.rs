@@ -1,6 +1,6 @@
 //! The client side: a pure exchange state machine ([`ClientExchange`]),
 //! and two drivers of it for Rust mail servers: the blocking [`Client`]
-//! and, with the `tokio` feature, [`AsyncClient`](crate::AsyncClient).
+//! and, with the `tokio` feature, `AsyncClient`.
 //!
 //! Both behave like Postfix's `scache_clnt` where it matters to the
 //! daemon: they connect on demand to the daemon's socket, check the
