@@ -169,6 +169,13 @@ impl Decoder {
         self.limits
     }
 
+    /// Enforces `limits` from now on. Meant for use between messages (a
+    /// client expecting a larger reply, such as `list`); in the middle of
+    /// one, what was counted so far is checked against the new limits.
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
+    }
+
     /// Whether part of a message has been consumed but not its terminator
     /// (an EOF now would cut a message short).
     pub fn in_message(&self) -> bool {

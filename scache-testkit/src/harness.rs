@@ -78,9 +78,58 @@ pub const GREETING: &[u8] = b"protocol\0connection_cache_protocol\0\0";
 /// resolves host names at start-up and can take a few seconds.
 pub const GREETING_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Environment variable: when set to `1`, tests that need Postfix's daemon
-/// fail instead of being skipped when it is missing (CI sets it).
+/// Environment variable: when set to `1`, a test that lacks what it needs
+/// always fails, even with [`ALLOW_SKIP_ENV`] set (CI sets it).
 pub const REQUIRE_POSTFIX_ENV: &str = "SCACHE_REQUIRE_POSTFIX";
+
+/// Environment variable: when set to `1` (and [`REQUIRE_POSTFIX_ENV`] is
+/// not), a test that lacks what it needs (Postfix, `promtool`, root,
+/// `prlimit`) passes after printing a `SKIPPED` notice. Without it such a
+/// test fails, naming what to install: `cargo test` shows the output of
+/// failing tests only, so a skip that passes would go unseen.
+pub const ALLOW_SKIP_ENV: &str = "SCACHE_ALLOW_SKIP";
+
+/// What a test does when it cannot run here because `missing` is missing
+/// (a sentence: "/usr/lib/postfix/sbin/scache not found"): it fails
+/// (panics) unless [`ALLOW_SKIP_ENV`]` = 1` and not
+/// [`REQUIRE_POSTFIX_ENV`]` = 1`; then it prints a `SKIPPED` notice and
+/// returns, and the test returns early.
+pub fn skip_or_fail(test_name: &str, missing: &str) {
+    let set = |name: &str| std::env::var_os(name).is_some_and(|v| v == "1");
+    match skip_verdict(
+        set(REQUIRE_POSTFIX_ENV),
+        set(ALLOW_SKIP_ENV),
+        test_name,
+        missing,
+    ) {
+        Ok(notice) => eprintln!("{notice}"),
+        Err(failure) => panic!("{failure}"),
+    }
+}
+
+/// [`skip_or_fail`]'s decision: `Ok(notice)` to skip, `Err(message)` to
+/// fail.
+fn skip_verdict(
+    require: bool,
+    allow_skip: bool,
+    test_name: &str,
+    missing: &str,
+) -> Result<String, String> {
+    if require {
+        Err(format!(
+            "{test_name}: {missing}, and {REQUIRE_POSTFIX_ENV}=1"
+        ))
+    } else if !allow_skip {
+        Err(format!(
+            "{test_name}: {missing}. Install it (see README), or set {ALLOW_SKIP_ENV}=1 to \
+             skip the tests that need it"
+        ))
+    } else {
+        Ok(format!(
+            "{test_name}: SKIPPED ({ALLOW_SKIP_ENV}=1): {missing}"
+        ))
+    }
+}
 
 /// The first listening descriptor master hands a daemon.
 pub const MASTER_LISTEN_FD: i32 = 6;
@@ -100,24 +149,15 @@ pub fn postfix_scache_path() -> Option<PathBuf> {
     }
 }
 
-/// Postfix's daemon for a test that needs it, or `None` after printing a
-/// "skipped" notice.
-///
-/// When the environment variable [`REQUIRE_POSTFIX_ENV`] is `1` a missing
-/// daemon is a test failure (panic) instead of a skip.
+/// Postfix's daemon for a test that needs it. When it is missing the test
+/// fails, unless skipping is allowed ([`skip_or_fail`]): then `None`.
 pub fn postfix_scache_for_test(test_name: &str) -> Option<PathBuf> {
     match postfix_scache_path() {
         Some(p) => Some(p),
         None => {
-            if std::env::var_os(REQUIRE_POSTFIX_ENV).is_some_and(|v| v == "1") {
-                panic!(
-                    "{test_name}: {POSTFIX_SCACHE} is missing and {REQUIRE_POSTFIX_ENV}=1 \
-                     (install Debian's postfix package)"
-                );
-            }
-            eprintln!(
-                "{test_name}: SKIPPED: {POSTFIX_SCACHE} not found (install postfix, or set \
-                 {REQUIRE_POSTFIX_ENV}=1 to make this a failure)"
+            skip_or_fail(
+                test_name,
+                &format!("{POSTFIX_SCACHE} not found (install Debian's postfix package)"),
             );
             None
         }
@@ -923,6 +963,22 @@ mod tests {
             avail: StatusRecord::AVAIL,
         };
         assert_eq!(StatusRecord::from_bytes(&r.to_bytes()), r);
+    }
+
+    #[test]
+    fn a_missing_tool_fails_unless_skipping_is_allowed() {
+        let v = |require, allow| skip_verdict(require, allow, "t", "x not found");
+        assert!(v(false, false)
+            .unwrap_err()
+            .contains("set SCACHE_ALLOW_SKIP=1"));
+        assert_eq!(
+            v(false, true),
+            Ok("t: SKIPPED (SCACHE_ALLOW_SKIP=1): x not found".into())
+        );
+        assert!(v(true, true)
+            .unwrap_err()
+            .contains("SCACHE_REQUIRE_POSTFIX=1"));
+        assert!(v(true, false).is_err());
     }
 
     #[test]
