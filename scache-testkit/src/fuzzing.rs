@@ -1214,6 +1214,9 @@ impl Driver {
             self.backend.inner.evict_for_fds();
             return;
         }
+        // What is due goes first (the daemon's timer does this before it
+        // reads peer events), so every session left must be removable.
+        self.backend.inner.cache_mut().expire_due();
         let cache = self.backend.cache();
         let live: Vec<SessionHandle> = self
             .backend
