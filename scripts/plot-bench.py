@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
-"""Plot the fill rows of scripts/bench-report.sh's results.csv as an SVG.
+"""Plot the fill rows of scripts/bench-report.sh's fill.csv as an SVG.
 
-Usage: scripts/plot-bench.py RESULTS.csv OUT.svg
+Usage: scripts/plot-bench.py FILL.csv OUT.svg
+
+FILL.csv has the columns of `scache-load --csv` (scripts/bench-tables.py
+--fill-csv writes it: medians and min/max over all runs of all repetitions).
 
 Two panels against the number of cached sessions: cycles per second
 (median, with the min-max range of the runs as a bar; higher is better) and

@@ -7,14 +7,17 @@
 #   scripts/postfix-swap.sh revert  [--name NAME] [options]
 #   scripts/postfix-swap.sh status  [options]
 #
-#   install  copy PATH (default: target/release/scache of this repository) to
-#            $daemon_directory/NAME (default NAME: scache-rs), point the
-#            service's command at NAME with postconf (every other master.cf
-#            column and any command arguments are kept: chroot, process limit,
-#            -o overrides), run "postfix check" and, when Postfix is running,
-#            "postfix reload".
+#   install  copy PATH to $daemon_directory/NAME (default NAME: scache-rs),
+#            point the service's command at NAME with postconf (every other
+#            master.cf column and any command arguments are kept: chroot,
+#            process limit, -o overrides), run "postfix check" and, when
+#            Postfix is running, "postfix reload". Without --binary: use
+#            $daemon_directory/NAME as it is when it exists (installed by the
+#            scache-rs Debian package), else target/release/scache of this
+#            repository.
 #   revert   point the service back at Postfix's own "scache" (arguments
-#            kept), reload if running, and remove $daemon_directory/NAME.
+#            kept), reload if running, and remove $daemon_directory/NAME
+#            unless a package owns it (dpkg).
 #   status   show the service's master.cf entry and what is installed.
 #
 # Options:
@@ -86,8 +89,12 @@ if [ -n "$config_dir" ]; then
     pc_args=(-c "$config_dir")
     pf_args=(-c "$config_dir")
 fi
-postconf_() { postconf "${pc_args[@]}" "$@"; }
-postfix_() { postfix "${pf_args[@]}" "$@"; }
+# Postfix's postconf does not know our scache_* parameters and warns
+# "unused parameter: scache_..." for them (in main.cf or master.cf):
+# harmless, so those lines are dropped.
+quiet_ours() { { grep -v 'unused parameter: scache_' || true; } >&2; }
+postconf_() { postconf "${pc_args[@]}" "$@" 2> >(quiet_ours); }
+postfix_() { postfix "${pf_args[@]}" "$@" 2> >(quiet_ours); }
 
 case $name in
 ""|*/*|.|..) die "bad --name '$name': a plain file name is required" ;;
@@ -98,6 +105,11 @@ meta_directory=$(postconf_ -h meta_directory 2>/dev/null || true)
 [ -n "$service" ] || service=$(postconf_ -h connection_cache_service_name)
 [ -n "$service" ] || service=scache
 target=$daemon_directory/$name
+# The Debian package owning $target, if any (empty otherwise).
+package=
+if command -v dpkg-query >/dev/null && [ -e "$target" ]; then
+    package=$(dpkg-query -S "$target" 2>/dev/null | head -n 1 | cut -d: -f1) || package=
+fi
 
 # The service's master.cf entry, normalised by postconf (empty if absent).
 entry() { postconf_ -M "$service/unix" 2>/dev/null; }
@@ -124,7 +136,8 @@ postfix_owned() {
 }
 check_and_reload() {
     local out
-    out=$(postfix_ check 2>&1) || { printf '%s\n' "$out" >&2; die "postfix check failed"; }
+    out=$(postfix "${pf_args[@]}" check 2>&1) || { printf '%s\n' "$out" >&2; die "postfix check failed"; }
+    out=$(printf '%s\n' "$out" | grep -v 'unused parameter: scache_' || true)
     if [ -n "$out" ]; then
         printf '%s\n' "$out" >&2
         say "warning: postfix check is not quiet (see above)"
@@ -158,25 +171,31 @@ status)
 
 install)
     [ "$(id -u)" = 0 ] || die "install must run as root"
-    if [ -z "$binary" ]; then
-        binary=$repo/target/release/scache
-        [ -x "$binary" ] || die "no --binary given and $binary is missing (cargo build --release)"
-    fi
-    if [ ! -f "$binary" ] || [ ! -x "$binary" ]; then
-        die "not an executable file: $binary"
-    fi
     [ "$name" != scache ] || die "--name scache would overwrite Postfix's own daemon"
     if postfix_owned "$name"; then
         die "$name is a file Postfix ships in $daemon_directory: pick another --name"
     fi
-    if [ -e "$target" ] && [ -z "$force" ] && ! cmp -s "$binary" "$target"; then
-        die "$target exists and differs from $binary (use --force to overwrite)"
+    if [ -z "$binary" ] && [ -f "$target" ] && [ -x "$target" ]; then
+        # Already there (the scache-rs package installs it): use it as is.
+        say "using $target as installed${package:+ by package $package}"
+    else
+        if [ -z "$binary" ]; then
+            binary=$repo/target/release/scache
+            [ -x "$binary" ] || die "no --binary given, no $target, and $binary is missing (cargo build --release)"
+        fi
+        if [ ! -f "$binary" ] || [ ! -x "$binary" ]; then
+            die "not an executable file: $binary"
+        fi
+        [ -z "$package" ] || die "$target belongs to package $package: swap without --binary, or remove the package"
+        if [ -e "$target" ] && [ -z "$force" ] && ! cmp -s "$binary" "$target"; then
+            die "$target exists and differs from $binary (use --force to overwrite)"
+        fi
+        # Copy under a temporary name and rename: safe while the old one runs.
+        tmp=$daemon_directory/.$name.tmp.$$
+        install -m 0755 -o root -g root "$binary" "$tmp"
+        mv -f "$tmp" "$target"
+        say "installed $binary as $target"
     fi
-    # Copy under a temporary name and rename: safe while the old one runs.
-    tmp=$daemon_directory/.$name.tmp.$$
-    install -m 0755 -o root -g root "$binary" "$tmp"
-    mv -f "$tmp" "$target"
-    say "installed $binary as $target"
 
     if [ -z "$(entry)" ]; then
         # No scache line at all (very old master.cf): add Postfix's stock one.
@@ -207,6 +226,8 @@ revert)
     if [ "$name" != scache ] && [ -e "$target" ]; then
         if postfix_owned "$name"; then
             say "not removing $target: Postfix ships it"
+        elif [ -n "$package" ]; then
+            say "not removing $target: package $package owns it (dpkg -r $package removes it)"
         else
             rm -f "$target"
             say "removed $target"

@@ -27,7 +27,8 @@
 //! printed (1M sessions with 71-byte properties; measured in a fresh child
 //! process per layout).
 //!
-//! Run: `cargo bench -p scache-benches --bench core`.
+//! Run: `cargo bench -p scache-benches --bench core`; `scripts/criterion-report.sh
+//! core` runs it and prints its figures as one table.
 
 use std::hint::black_box;
 use std::io::Write as _;

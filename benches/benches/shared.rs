@@ -8,7 +8,8 @@
 //! queue for the lock and the CPU; what matters is that throughput does
 //! not collapse as threads are added.
 //!
-//! Run: `cargo bench -p scache-benches --bench shared`.
+//! Run: `cargo bench -p scache-benches --bench shared`;
+//! `scripts/criterion-report.sh shared` runs it and prints the table.
 
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};

@@ -400,6 +400,7 @@ impl Conn {
                 }
             }
             Request::Stats => message::encode_malformed(&mut self.out, RequestKind::Stats),
+            Request::List { .. } => message::encode_malformed(&mut self.out, RequestKind::List),
         }
         Next::Keep
     }

@@ -7,10 +7,12 @@
 //! | [`shapes`] | labels and properties shaped like Postfix's SMTP client's |
 //! | [`report`] | text, JSON, CSV and markdown output |
 //! | [`sys`] | `/proc` readings, descriptor limits, file identity |
-//! | `benches/core.rs` | criterion benchmarks of the cache core |
+//! | `scache-clients` (binary) | the library's blocking `Client` against `AsyncClient`, against our daemon |
+//! | `benches/core.rs`, `benches/shared.rs` | criterion benchmarks of the cache core and of `SharedCache` under contention (`scripts/criterion-report.sh core` or `shared` prints their table) |
 //!
-//! `scripts/bench-report.sh` runs the whole comparison table and
-//! `scripts/plot-bench.py` plots it.
+//! `scripts/bench-report.sh` runs the whole comparison and the other
+//! measurements into one report (`scripts/bench-tables.py` makes its
+//! tables, `scripts/plot-bench.py` its plot).
 
 pub mod floor;
 pub mod load;

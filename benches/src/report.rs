@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use crate::load::{Config, Length, RunResult, Workload};
+use crate::load::{Config, Driver, Length, RunResult, Workload};
 
 /// `value` with `digits` decimals, or `-`.
 pub fn opt(value: Option<f64>, digits: usize) -> String {
@@ -24,8 +24,12 @@ fn describe(cfg: &Config, runs: usize) -> String {
     } else {
         String::new()
     };
+    let io = match cfg.driver {
+        Driver::Blocking => "--io blocking, a thread per client".to_string(),
+        Driver::Epoll(t) => format!("--io epoll, {} driver thread(s)", t.min(cfg.clients)),
+    };
     format!(
-        "workload {} K={}{fill}: {len} x {runs} run(s), medians",
+        "workload {} K={}{fill} ({io}): {len} x {runs} run(s), medians",
         cfg.workload.name(),
         cfg.clients
     )
@@ -170,8 +174,9 @@ fn json_run(r: &RunResult) -> String {
     )
 }
 
-/// One JSON object (one line) for one daemon: the configuration, the
-/// medians and every run.
+/// One JSON object (one line) for one daemon: the configuration (with the
+/// client model: `"io":"blocking"`, one thread per client, or `"epoll"`,
+/// `driver_threads` threads driving them all), the medians and every run.
 pub fn json(cfg: &Config, median: &RunResult, runs: &[RunResult]) -> String {
     let fill = if cfg.workload == Workload::Fill {
         cfg.fill
@@ -184,8 +189,13 @@ pub fn json(cfg: &Config, median: &RunResult, runs: &[RunResult]) -> String {
         0
     };
     let runs: Vec<String> = runs.iter().map(json_run).collect();
+    let (io, driver_threads) = match cfg.driver {
+        Driver::Blocking => ("blocking", cfg.clients),
+        Driver::Epoll(t) => ("epoll", t.min(cfg.clients)),
+    };
     format!(
         "{{\"workload\":\"{}\",\"clients\":{},\"fill\":{fill},\"endpoints\":{endpoints},\
+         \"io\":\"{io}\",\"driver_threads\":{driver_threads},\
          \"pinned\":{},\"daemon\":\"{}\",\"median\":{},\"runs\":[{}]}}",
         cfg.workload.name(),
         cfg.clients,
@@ -427,6 +437,16 @@ mod tests {
         let j = json(&cfg, &r("ours", 1.0), &[r("ours", 1.0)]);
         assert!(
             j.starts_with("{\"workload\":\"fill\",\"clients\":8,\"fill\":1000,"),
+            "{j}"
+        );
+        assert!(j.contains("\"io\":\"epoll\",\"driver_threads\":1,"), "{j}");
+        let blocking = Config {
+            driver: Driver::Blocking,
+            ..cfg
+        };
+        let j = json(&blocking, &r("ours", 1.0), &[r("ours", 1.0)]);
+        assert!(
+            j.contains("\"io\":\"blocking\",\"driver_threads\":8,"),
             "{j}"
         );
     }

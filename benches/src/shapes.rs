@@ -1,5 +1,5 @@
 //! Labels and properties shaped like the ones Postfix's SMTP client sends
-//! (see `shared/spec/postfix-clients.md`, "What is stored").
+//! (see `docs/postfix-clients.md`, "What is stored").
 //!
 //! - Labels are built by `smtp_key_prefix`: a sequence of fields, each
 //!   terminated by `\n`; unavailable fields are `*`.

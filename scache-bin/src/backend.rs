@@ -17,9 +17,13 @@
 
 use std::time::{Duration, SystemTime};
 
-use scache_core::{Clock, EvictionCause, Instant, MultiCache, SessionHandle};
+use std::os::fd::{AsFd, AsRawFd};
+
+use scache_core::{
+    Clock, Departure, DepartureCause, EvictionCause, Instant, MultiCache, SessionHandle,
+};
 use scache_proto::attr::put_attr;
-use scache_proto::message::Status;
+use scache_proto::message::{ListedBinding, ListedDestination, ListedEndpoint, Listing, Status};
 use scache_proto::server::Backend;
 
 use crate::statslog::IntervalStats;
@@ -157,6 +161,60 @@ impl<F, C: Clock> CacheBackend<F, C> {
         }
     }
 
+    /// The live counters, in the order of the `stats` reply (see
+    /// docs/protocol.md): the daemon's own and the cache's.
+    pub fn counters(&self) -> Vec<(String, u64)> {
+        let s = self.cache.stats();
+        let size = self.cache.size();
+        let mut out: Vec<(String, u64)> = Vec::with_capacity(40);
+        let mut num = |name: &str, v: u64| out.push((name.to_string(), v));
+        num(
+            "uptime",
+            self.started.elapsed().map(|d| d.as_secs()).unwrap_or(0),
+        );
+        num("clients", self.counters.clients_current);
+        num("clients_accepted", self.counters.clients_accepted);
+        num("clients_refused", self.counters.clients_refused);
+        num("dest_count", size.dest_count as u64);
+        num("endp_count", size.endp_count as u64);
+        num("sess_count", size.sess_count as u64);
+        num("binding_count", s.binding_count as u64);
+        num("peak_dest_count", s.peak_dest_count as u64);
+        num("peak_endp_count", s.peak_endp_count as u64);
+        num("peak_sess_count", s.peak_sess_count as u64);
+        num("peak_binding_count", s.peak_binding_count as u64);
+        num("endp_hits", s.endp_hits);
+        num("endp_misses", s.endp_misses);
+        num("dest_hits", s.dest_hits);
+        num("dest_misses", s.dest_misses);
+        num("saves_endp", s.endp_saves);
+        num("saves_dest", s.dest_saves);
+        num("dest_refreshes", s.dest_refreshes);
+        num("refused_saves", s.refused_saves);
+        num("put_backs", s.put_backs);
+        num("expired_sessions", s.expired_sessions);
+        num("expired_bindings", s.expired_bindings);
+        for cause in EvictionCause::ALL {
+            if !matches!(
+                cause,
+                EvictionCause::DestinationLimit | EvictionCause::Caller
+            ) {
+                num(
+                    &format!("evicted_sessions_{cause}"),
+                    s.evicted_sessions_for(cause),
+                );
+            }
+        }
+        for cause in [EvictionCause::DestinationLimit, EvictionCause::LabelLimit] {
+            num(
+                &format!("evicted_bindings_{cause}"),
+                s.evicted_bindings_for(cause),
+            );
+        }
+        num("unwatched_saves", self.counters.unwatched_saves);
+        out
+    }
+
     /// Closes every cached descriptor (at exit).
     pub fn close_all(&mut self) {
         self.cache.clear();
@@ -173,6 +231,34 @@ impl<F, C: Clock> CacheBackend<F, C> {
             self.stored.push(handle);
         }
     }
+}
+
+/// The departure hook of `scache_quit_before_close = yes`: a session that
+/// leaves the cache without being found (expired, evicted by a limit or
+/// for descriptors, still cached at exit) gets `QUIT\r\n`, sent without
+/// blocking and without `SIGPIPE` (best effort: a full socket buffer or a
+/// peer that is gone simply means no `QUIT`), and is then closed. A session
+/// whose peer closed or spoke gets nothing: it is not in a state to take a
+/// command (the daemon's dead-peer watch removes those without the hook
+/// anyway). Whatever the descriptor speaks gets these bytes, so this is for
+/// caches of SMTP and LMTP sessions only.
+pub fn quit_before_close<F: AsFd>(departure: Departure<F>) {
+    let peer_gone = matches!(
+        departure.cause,
+        DepartureCause::Evicted(EvictionCause::PeerClosed | EvictionCause::PeerData)
+    );
+    if !peer_gone {
+        let sent = nix::sys::socket::send(
+            departure.fd.as_fd().as_raw_fd(),
+            b"QUIT\r\n",
+            nix::sys::socket::MsgFlags::MSG_DONTWAIT | nix::sys::socket::MsgFlags::MSG_NOSIGNAL,
+        );
+        log::debug!(
+            "QUIT before closing a cached connection ({}): {sent:?}",
+            departure.cause
+        );
+    }
+    drop(departure);
 }
 
 fn cause_text(cause: EvictionCause) -> &'static str {
@@ -247,53 +333,61 @@ impl<F, C: Clock> Backend for CacheBackend<F, C> {
     }
 
     fn stats(&mut self, out: &mut Vec<u8>) {
-        let s = self.cache.stats();
-        let size = self.cache.size();
-        let mut num = |name: &str, v: u64| put_attr(out, name.as_bytes(), v.to_string().as_bytes());
-        num(
-            "uptime",
-            self.started.elapsed().map(|d| d.as_secs()).unwrap_or(0),
-        );
-        num("clients", self.counters.clients_current);
-        num("clients_accepted", self.counters.clients_accepted);
-        num("clients_refused", self.counters.clients_refused);
-        num("dest_count", size.dest_count as u64);
-        num("endp_count", size.endp_count as u64);
-        num("sess_count", size.sess_count as u64);
-        num("binding_count", s.binding_count as u64);
-        num("peak_dest_count", s.peak_dest_count as u64);
-        num("peak_endp_count", s.peak_endp_count as u64);
-        num("peak_sess_count", s.peak_sess_count as u64);
-        num("peak_binding_count", s.peak_binding_count as u64);
-        num("endp_hits", s.endp_hits);
-        num("endp_misses", s.endp_misses);
-        num("dest_hits", s.dest_hits);
-        num("dest_misses", s.dest_misses);
-        num("saves_endp", s.endp_saves);
-        num("saves_dest", s.dest_saves);
-        num("dest_refreshes", s.dest_refreshes);
-        num("refused_saves", s.refused_saves);
-        num("put_backs", s.put_backs);
-        num("expired_sessions", s.expired_sessions);
-        num("expired_bindings", s.expired_bindings);
-        for cause in EvictionCause::ALL {
-            if !matches!(
-                cause,
-                EvictionCause::DestinationLimit | EvictionCause::Caller
-            ) {
-                num(
-                    &format!("evicted_sessions_{cause}"),
-                    s.evicted_sessions_for(cause),
-                );
-            }
+        for (name, value) in self.counters() {
+            put_attr(out, name.as_bytes(), value.to_string().as_bytes());
         }
-        for cause in [EvictionCause::DestinationLimit, EvictionCause::LabelLimit] {
-            num(
-                &format!("evicted_bindings_{cause}"),
-                s.evicted_bindings_for(cause),
-            );
+    }
+
+    /// Endpoints by sessions (most first), destinations by the sessions
+    /// reachable through their bindings, then by label; at most `limit` of
+    /// each and `limit` bindings per destination (in their order).
+    fn list(&mut self, limit: usize) -> Listing {
+        self.cache.expire_due();
+        let view = self.cache.view();
+        let mut endpoints = view.endpoints;
+        endpoints.sort_unstable_by(|a, b| b.sessions.cmp(&a.sessions).then(a.label.cmp(b.label)));
+        let mut destinations: Vec<(usize, scache_core::DestinationView<'_>)> = view
+            .destinations
+            .into_iter()
+            .map(|d| (d.sessions(), d))
+            .collect();
+        destinations.sort_unstable_by(|(sa, a), (sb, b)| {
+            sb.cmp(sa)
+                .then(b.bindings.len().cmp(&a.bindings.len()))
+                .then(a.label.cmp(b.label))
+        });
+        Listing {
+            endpoints_total: endpoints.len() as u64,
+            destinations_total: destinations.len() as u64,
+            endpoints: endpoints
+                .iter()
+                .take(limit)
+                .map(|e| ListedEndpoint {
+                    label: e.label.to_vec(),
+                    sessions: e.sessions as u64,
+                    oldest_age: e.oldest_age,
+                    ttl_left: e.ttl_left,
+                })
+                .collect(),
+            destinations: destinations
+                .iter()
+                .take(limit)
+                .map(|(sessions, d)| ListedDestination {
+                    label: d.label.to_vec(),
+                    sessions: *sessions as u64,
+                    bindings_total: d.bindings.len() as u64,
+                    bindings: d
+                        .bindings
+                        .iter()
+                        .take(limit)
+                        .map(|b| ListedBinding {
+                            endpoint: b.endpoint.to_vec(),
+                            ttl_left: b.ttl_left,
+                        })
+                        .collect(),
+                })
+                .collect(),
         }
-        num("unwatched_saves", self.counters.unwatched_saves);
     }
 }
 
@@ -388,6 +482,115 @@ mod tests {
         assert_eq!(b.save_dest(2, b"d", b"", b"too long"), Status::Fail);
         assert_eq!(b.take_stored().count(), 0);
         assert_eq!(b.save_endp(2, b"ok", b"", 1), Status::Ok);
+    }
+
+    #[test]
+    fn list_sorts_by_sessions_and_bounds_everything() {
+        let clock: &'static ManualClock = Box::leak(Box::new(ManualClock::new()));
+        let mut b = CacheBackend::new(MultiCache::new(clock), Duration::from_secs(2), false);
+        for (label, n) in [
+            (&b"one"[..], 1),
+            (b"three", 3),
+            (b"two", 2),
+            (b"also_two", 2),
+        ] {
+            for i in 0..n {
+                assert_eq!(b.save_endp(2, label, b"", i), Status::Ok);
+            }
+        }
+        for endp in [&b"one"[..], b"two", b"three", b"gone"] {
+            assert_eq!(b.save_dest(2, b"d", b"", endp), Status::Ok);
+        }
+        assert_eq!(b.save_dest(2, b"small", b"", b"one"), Status::Ok);
+        clock.advance(Duration::from_millis(250));
+        let all = b.list(10);
+        let labels: Vec<&[u8]> = all.endpoints.iter().map(|e| &e.label[..]).collect();
+        assert_eq!(labels, vec![&b"three"[..], b"also_two", b"two", b"one"]);
+        assert_eq!(
+            all.endpoints[0].oldest_age,
+            Some(Duration::from_millis(250))
+        );
+        assert_eq!(all.endpoints[0].ttl_left, Duration::from_millis(1750));
+        assert_eq!(all.destinations[0].label, b"d");
+        assert_eq!(all.destinations[0].sessions, 6);
+        let bound: Vec<&[u8]> = all.destinations[0]
+            .bindings
+            .iter()
+            .map(|b| &b.endpoint[..])
+            .collect();
+        assert_eq!(bound, vec![&b"one"[..], b"two", b"three", b"gone"]);
+        let two = b.list(2);
+        assert_eq!((two.endpoints_total, two.destinations_total), (4, 2));
+        assert_eq!(two.endpoints.len(), 2);
+        assert_eq!(two.destinations[0].bindings.len(), 2);
+        assert_eq!(two.destinations[0].bindings_total, 4);
+        assert_eq!(b.list(0).endpoints.len(), 0);
+    }
+
+    /// What the far end of a socketpair received (non-blocking).
+    fn received(far: &std::os::unix::net::UnixStream) -> Vec<u8> {
+        use std::io::Read;
+        far.set_nonblocking(true).unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 64];
+        while let Ok(n) = (&*far).read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        got
+    }
+
+    #[test]
+    fn quit_before_close_by_cause() {
+        use std::os::unix::net::UnixStream;
+        let clock: &'static ManualClock = Box::leak(Box::new(ManualClock::new()));
+        let limits = scache_core::Limits {
+            max_sessions_per_endpoint: Some(1),
+            ..scache_core::Limits::NONE
+        };
+        let mut b: CacheBackend<std::os::fd::OwnedFd, _> = CacheBackend::new(
+            MultiCache::with_limits(clock, limits),
+            Duration::from_secs(2),
+            true,
+        );
+        b.cache_mut().set_departure_hook(quit_before_close);
+        let mut fars = Vec::new();
+        let mut save = |b: &mut CacheBackend<_, _>, label: &[u8], ttl| {
+            let (near, far) = UnixStream::pair().unwrap();
+            assert_eq!(b.save_endp(ttl, label, b"", near.into()), Status::Ok);
+            fars.push(far);
+        };
+        save(&mut b, b"expires", 1); // 0
+        save(&mut b, b"limit", 2); // 1: evicted by the next
+        save(&mut b, b"limit", 2); // 2: still cached at exit
+        save(&mut b, b"pressure", 2); // 3: evicted for descriptors
+        save(&mut b, b"peer", 2); // 4: its peer hangs up
+        save(&mut b, b"taken", 2); // 5: found: the taker's, no QUIT
+        clock.advance(Duration::from_secs(1));
+        b.expire(clock.now());
+        let handles: Vec<_> = b.take_stored().collect();
+        assert!(b.on_peer_event(handles[4], EvictionCause::PeerClosed));
+        let taken = b.find_endp(b"taken").unwrap();
+        drop(taken);
+        // The soonest of what is left ("limit" and "pressure", same deadline):
+        // the one saved first.
+        assert!(b.evict_for_fds());
+        b.close_all();
+        let got: Vec<Vec<u8>> = fars.iter().map(received).collect();
+        let quit = b"QUIT\r\n".to_vec();
+        assert_eq!(
+            got,
+            vec![
+                quit.clone(),
+                quit.clone(),
+                quit.clone(),
+                quit,
+                vec![],
+                vec![]
+            ]
+        );
     }
 
     #[test]

@@ -14,7 +14,6 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -33,6 +32,8 @@ use scache_proto::unix;
 use slab::Slab;
 
 use crate::backend::{CacheBackend, Taken};
+use crate::listener::Listener;
+use crate::metrics::{self, MetricsFile};
 use crate::status::StatusRecord;
 use crate::tokens::Token;
 use crate::watch::{peer_event_cause, SessionWatch};
@@ -82,7 +83,7 @@ pub struct DaemonSetup {
     /// Master or standalone.
     pub mode: Mode,
     /// Non-blocking listening sockets.
-    pub listeners: Vec<UnixListener>,
+    pub listeners: Vec<Listener>,
     /// `-S`: a single client already connected on descriptor 0.
     pub stdin_client: Option<OwnedFd>,
     /// `connection_cache_status_update_time`.
@@ -99,6 +100,9 @@ pub struct DaemonSetup {
     pub access: AccessPolicy,
     /// `daemon_timeout` for the watchdog (None: no watchdog).
     pub daemon_timeout: Option<Duration>,
+    /// `scache_metrics_file` (None: none): written every `stats_interval`
+    /// and at exit, from a thread of its own.
+    pub metrics_file: Option<PathBuf>,
 }
 
 struct Client {
@@ -158,6 +162,8 @@ pub struct Daemon {
     last_report: Option<Instant>,
     /// Set while serving a client event when a request was answered.
     served_in_turn: bool,
+    /// The metrics file writer, if `scache_metrics_file` is set.
+    metrics: Option<MetricsFile>,
 }
 
 impl Daemon {
@@ -201,6 +207,16 @@ impl Daemon {
             crate::watchdog::start(limit, heartbeat.clone());
         }
         let setup_watchdog_step = setup.daemon_timeout.map(|limit| limit / 3);
+        let metrics = setup
+            .metrics_file
+            .clone()
+            .and_then(|path| match MetricsFile::start(path) {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    log::warn!("cannot start the metrics file writer: {e}");
+                    None
+                }
+            });
         let mut daemon = Daemon {
             setup,
             epoll: ep,
@@ -224,7 +240,10 @@ impl Daemon {
             watchdog_step: setup_watchdog_step,
             last_report: None,
             served_in_turn: false,
+            metrics,
         };
+        // A first snapshot at once, so the file exists from the start.
+        daemon.write_metrics();
         daemon.base_fds = count_open_fds().unwrap_or(16);
         if let Some(sock) = daemon.setup.stdin_client.take() {
             daemon.add_client(sock);
@@ -393,6 +412,7 @@ impl Daemon {
         self.backend.expire(now);
         if now >= self.next_stats {
             self.backend.log_interval_stats();
+            self.write_metrics();
             self.next_stats = now.saturating_add(self.setup.stats_interval);
         }
         if let Some(t) = self.idle_deadline() {
@@ -425,6 +445,14 @@ impl Daemon {
             } else {
                 self.queue_timeout(idx);
             }
+        }
+    }
+
+    /// Hands the current metrics to the metrics file writer (never waits
+    /// for the disk).
+    fn write_metrics(&self) {
+        if let Some(m) = &self.metrics {
+            m.submit(metrics::prometheus(&self.backend.counters()));
         }
     }
 
@@ -475,12 +503,10 @@ impl Daemon {
     fn accept_clients(&mut self, index: usize) {
         loop {
             self.ensure_fd_headroom(1);
-            let accepted = self.setup.listeners[index]
-                .accept()
-                .and_then(|(stream, _)| stream.set_nonblocking(true).map(|()| stream));
+            let accepted = self.setup.listeners[index].accept();
             let errno = |e: &io::Error| e.raw_os_error().map(Errno::from_raw);
-            let stream = match accepted {
-                Ok(stream) => stream,
+            let sock = match accepted {
+                Ok(sock) => sock,
                 Err(e)
                     if matches!(
                         errno(&e),
@@ -511,13 +537,31 @@ impl Daemon {
                     return;
                 }
             };
-            let sock = OwnedFd::from(stream);
+            // Credentials exist for Unix-domain peers only: a TCP (inet)
+            // service is guarded by where it listens.
+            let unix_peer = matches!(self.setup.listeners[index], Listener::Unix(_));
             match unix::peer_cred(sock.as_fd()) {
-                Ok((pid, uid, gid)) if !self.setup.access.allows(uid, gid) => {
+                Ok((pid, uid, gid)) if unix_peer && !self.setup.access.allows(uid, gid) => {
                     log::warn!(
                         "refusing connection from pid {pid} uid {uid} gid {gid}: not allowed"
                     );
                     self.backend.counters.clients_refused += 1;
+                    // Say why instead of the greeting (best effort, never
+                    // blocking), so the client can tell the person.
+                    let mut refusal = Vec::new();
+                    scache_proto::message::encode_refusal(
+                        &mut refusal,
+                        format!(
+                            "uid {uid} gid {gid} is not allowed to use this cache \
+                             (scache_allowed_uids, scache_allowed_gids)"
+                        )
+                        .as_bytes(),
+                    );
+                    let _ = socket::send(
+                        sock.as_raw_fd(),
+                        &refusal,
+                        MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL,
+                    );
                     continue;
                 }
                 _ => {}
@@ -771,6 +815,17 @@ impl Daemon {
         }
         self.backend.log_interval_stats();
         self.backend.close_all();
+        if let Some(m) = self.metrics.take() {
+            // The state after exit (nothing cached), waited for a little.
+            let last = metrics::prometheus(&self.backend.counters());
+            let path = m.path().display().to_string();
+            if !m.finish(last, metrics::EXIT_WRITE_WAIT) {
+                log::warn!(
+                    "metrics file {path}: last write still pending after {}s; exiting anyway",
+                    metrics::EXIT_WRITE_WAIT.as_secs()
+                );
+            }
+        }
         if let Mode::Standalone {
             socket_path: Some(path),
         } = &self.setup.mode

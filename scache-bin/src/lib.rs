@@ -5,7 +5,10 @@
 pub mod backend;
 pub mod config;
 pub mod daemon;
+pub mod listcmd;
+pub mod listener;
 pub mod logging;
+pub mod metrics;
 pub mod options;
 pub mod run;
 pub mod statscmd;
@@ -14,3 +17,9 @@ pub mod status;
 pub mod tokens;
 pub mod watch;
 pub mod watchdog;
+
+/// README.md's Rust examples, compiled as doctests (`cargo test --doc`);
+/// not part of the API.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

@@ -6,7 +6,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use scache_bin::options::{self, Command};
-use scache_bin::{logging, run, statscmd};
+use scache_bin::{listcmd, logging, run, statscmd};
 
 fn main() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().collect();
@@ -15,19 +15,11 @@ fn main() -> ExitCode {
         .and_then(|a| std::path::Path::new(a).file_name())
         .map(|a| a.to_string_lossy().into_owned())
         .unwrap_or_else(|| "scache".to_string());
-    // No arguments at all: master(8) always passes some, so a person is
-    // running it: serve standalone on the default socket.
-    let args = if args.len() == 1 {
-        let mut a = args;
-        a.push("--listen".into());
-        a.push(options::DEFAULT_LISTEN_PATH.into());
-        a
-    } else {
-        args
-    };
-    let master_style = args
-        .get(1)
-        .is_some_and(|a| !a.to_string_lossy().starts_with("--") && a != "stats");
+    // (No arguments at all select standalone mode on the default socket:
+    // see options::parse.)
+    let master_style = args.get(1).is_some_and(|a| {
+        !a.to_string_lossy().starts_with("--") && a != "stats" && a != "list" && a != "-h"
+    });
     let command = match options::parse(args) {
         Ok(c) => c,
         Err(e) => {
@@ -61,6 +53,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Stats(o) => statscmd::run(&o),
+        Command::List(o) => listcmd::run(&o),
         Command::Master(o) => run::master(o),
         Command::Standalone(o) => run::standalone(o),
     }

@@ -11,7 +11,8 @@
 //! * **Standalone mode**: `scache --listen PATH ...` with GNU-style long
 //!   options; chosen as soon as any `--long` option is present.
 //! * **Statistics client**: `scache stats [--socket PATH] [--format FMT]`,
-//!   chosen when the first argument is the word `stats`.
+//!   chosen when the first argument is the word `stats`, and `scache list
+//!   [--socket PATH] [--format FMT] [--limit N]` when it is `list`.
 //!
 //! Error texts of master mode are Postfix's own fatal messages, so that a
 //! misconfigured `master.cf` line logs the same lines as the stock daemon.
@@ -55,6 +56,8 @@ pub enum Command {
     Standalone(StandaloneOptions),
     /// Query a running daemon for its statistics.
     Stats(StatsOptions),
+    /// Ask a running daemon what it caches.
+    List(ListOptions),
     /// Print [`help_text`] and exit successfully.
     Help,
     /// Print [`version_text`] and exit successfully.
@@ -110,8 +113,9 @@ pub struct MasterOptions {
     pub service_name: String,
     /// `-c`: chroot to `$queue_directory`.
     pub chroot: bool,
-    /// `false` with `-d` ("not daemon mode": only relaxes Postfix's
-    /// "stdin must not be a terminal" check).
+    /// `false` with `-d` ("not daemon mode"). In daemon mode (the default)
+    /// a standard input that is a terminal is fatal ("do not run this
+    /// command by hand"), as in Postfix; `-d` (or `-S`) allows it.
     pub daemon_mode: bool,
     /// `-D` or environment `MAIL_DEBUG`: run `debugger_command` on ourself.
     pub debug_me: bool,
@@ -214,6 +218,31 @@ pub struct StatsOptions {
     pub format: StatsFormat,
 }
 
+/// Output formats of `scache list`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListFormat {
+    /// Aligned columns for a person (the default).
+    Table,
+    /// One JSON object.
+    Json,
+}
+
+/// Options of the `scache list` subcommand.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListOptions {
+    /// `--socket PATH`: the daemon's socket (default [`DEFAULT_LISTEN_PATH`]).
+    pub socket: PathBuf,
+    /// `--format FMT` (default [`ListFormat::Table`]).
+    pub format: ListFormat,
+    /// `--limit N`: at most N endpoints, N destinations and N bindings per
+    /// destination (default [`DEFAULT_LIST_LIMIT`]).
+    pub limit: u32,
+}
+
+/// How many endpoints (and destinations, and bindings per destination)
+/// `scache list` shows without `--limit`.
+pub const DEFAULT_LIST_LIMIT: u32 = 50;
+
 /// A command-line error. In master mode the [`Display`](fmt::Display) text
 /// is Postfix's fatal message for the same mistake (log it with `fatal: `).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -251,8 +280,11 @@ pub enum OptionsError {
     UnexpectedValue(String),
     /// `--socket-mode` is not an octal mode between 0 and 0777.
     BadSocketMode(String),
-    /// `--format` is not one of `table`, `json`, `prometheus`.
+    /// `--format` is not one of `table`, `json`, `prometheus` (`table`,
+    /// `json` for `list`).
     BadFormat(String),
+    /// `--limit` is not a number from 0 to 100000.
+    BadLimit(String),
 }
 
 impl fmt::Display for OptionsError {
@@ -292,7 +324,12 @@ impl fmt::Display for OptionsError {
             ),
             OptionsError::BadFormat(v) => write!(
                 f,
-                "invalid --format value '{v}': expected table, json or prometheus"
+                "invalid --format value '{v}': expected table, json or prometheus \
+                 (table or json for list)"
+            ),
+            OptionsError::BadLimit(v) => write!(
+                f,
+                "invalid --limit value '{v}': expected a number from 0 to 100000"
             ),
         }
     }
@@ -312,8 +349,10 @@ where
 /// Like [`parse`], with the environment supplied by `env` (for tests).
 ///
 /// Mode selection: a first argument `stats` selects the statistics client;
-/// otherwise any `--long` option (before a bare `--`) selects standalone
-/// mode; otherwise master mode.
+/// a first argument `-h` prints the help; no argument at all selects
+/// standalone mode on [`DEFAULT_LISTEN_PATH`]; otherwise any `--long`
+/// option (before a bare `--`) selects standalone mode; otherwise master
+/// mode.
 pub fn parse_with_env<I, E>(args: I, env: E) -> Result<Command, OptionsError>
 where
     I: IntoIterator<Item = OsString>,
@@ -326,8 +365,27 @@ where
         .unwrap_or_else(|| "scache".to_string());
     let rest: &[OsString] = args.get(1..).unwrap_or(&[]);
 
-    if rest.first().map(|a| a.as_bytes()) == Some(b"stats".as_slice()) {
-        return parse_stats(&rest[1..]);
+    match rest.first().map(|a| a.as_bytes()) {
+        Some(b"stats") => return parse_stats(&rest[1..]),
+        Some(b"list") => return parse_list(&rest[1..]),
+        // A person asking for help: master(8) always passes its own
+        // options first (`-l` or `-z`, `-n`, `-t` ...), so `-h` can only
+        // come first from a command line typed by hand. Elsewhere it stays
+        // what it is for Postfix's skeleton: an invalid option.
+        Some(b"-h") => return Ok(Command::Help),
+        // No arguments at all: master(8) never starts a daemon so, so a
+        // person is running it: standalone on the default socket.
+        None => {
+            return Ok(Command::Standalone(StandaloneOptions {
+                process_name,
+                listen: PathBuf::from(DEFAULT_LISTEN_PATH),
+                config_dir: None,
+                overrides: Vec::new(),
+                socket_mode: DEFAULT_SOCKET_MODE,
+                verbose: 0,
+            }))
+        }
+        _ => {}
     }
     let standalone = rest
         .iter()
@@ -667,6 +725,58 @@ fn parse_stats(args: &[OsString]) -> Result<Command, OptionsError> {
     Ok(Command::Stats(opts))
 }
 
+fn parse_list(args: &[OsString]) -> Result<Command, OptionsError> {
+    let mut opts = ListOptions {
+        socket: PathBuf::from(DEFAULT_LISTEN_PATH),
+        format: ListFormat::Table,
+        limit: DEFAULT_LIST_LIMIT,
+    };
+    let mut index = 0;
+    while index < args.len() {
+        let raw = &args[index];
+        index += 1;
+        let text = lossy(raw);
+        if text == "-h" {
+            return Ok(Command::Help);
+        }
+        if !text.starts_with("--") || text == "--" {
+            return Err(OptionsError::UnexpectedArgument(text));
+        }
+        let (name, attached) = split_long(raw);
+        let name = name.as_str();
+        match name {
+            "--help" => {
+                no_value(name, attached)?;
+                return Ok(Command::Help);
+            }
+            "--socket" => {
+                let v = long_value(name, attached, args, &mut index)?;
+                if v.is_empty() {
+                    return Err(OptionsError::MissingValue(name.to_string()));
+                }
+                opts.socket = PathBuf::from(v);
+            }
+            "--format" => {
+                let v = lossy(&long_value(name, attached, args, &mut index)?);
+                opts.format = match v.as_str() {
+                    "table" => ListFormat::Table,
+                    "json" => ListFormat::Json,
+                    _ => return Err(OptionsError::BadFormat(v)),
+                };
+            }
+            "--limit" => {
+                let v = lossy(&long_value(name, attached, args, &mut index)?);
+                opts.limit = match v.parse::<u32>() {
+                    Ok(n) if n <= 100_000 && !v.starts_with('+') => n,
+                    _ => return Err(OptionsError::BadLimit(v)),
+                };
+            }
+            _ => return Err(OptionsError::UnknownLongOption(name.to_string())),
+        }
+    }
+    Ok(Command::List(opts))
+}
+
 /// The `--help` text: every option of every mode.
 pub fn help_text(program: &str) -> String {
     format!(
@@ -675,11 +785,15 @@ Usage:
   {program} [--listen PATH] [--config-dir DIR] [-o name=value]...
          [--socket-mode OCTAL] [-v|--verbose]...
   {program} stats [--socket PATH] [--format table|json|prometheus]
-  {program} --help | --version | --print-defaults
+  {program} list [--socket PATH] [--format table|json] [--limit N]
+  {program} -h | --help | --version | --print-defaults
+  {program} [-cdDlSuvVz] [-i max_idle] [-m max_use] [-n service]
+         [-o name=value]... [-s count] [-t type]   (master mode)
 
 A connection cache daemon compatible with Postfix's scache(8).
+Without arguments it runs standalone on ./{DEFAULT_LISTEN_PATH}.
 
-Standalone mode (any --long option):
+Standalone mode (no arguments, or any --long option):
   --listen PATH         create and listen on this UNIX-domain socket
                         (default: {DEFAULT_LISTEN_PATH} in the current directory);
                         a stale socket is replaced, a live one is refused
@@ -689,17 +803,25 @@ Standalone mode (any --long option):
   --socket-mode OCTAL   permissions of the listening socket (default: {DEFAULT_SOCKET_MODE:04o})
   -v, --verbose         verbose logging (repeatable); RUST_LOG also works
   --print-defaults      print every parameter we read with its default value
-  -h, --help            print this help and exit
+  -h, --help            print this help and exit (-h: as the first argument)
   --version             print the version and exit
 
-Statistics client:
+Clients of a running daemon:
   stats                 ask a running daemon for its statistics
     --socket PATH       the daemon's socket (default: {DEFAULT_LISTEN_PATH})
     --format FMT        table (default), json or prometheus
+  list                  ask a running daemon what it caches: endpoints
+                        (sessions, oldest age, time to live left) and
+                        destinations (bindings in order), most sessions first
+    --socket PATH       the daemon's socket (default: {DEFAULT_LISTEN_PATH})
+    --format FMT        table (default) or json
+    --limit N           at most N endpoints, destinations, and bindings per
+                        destination (default: {DEFAULT_LIST_LIMIT})
 
-Master mode (started by Postfix's master(8) from master.cf):
+Master mode (started by Postfix's master(8) from master.cf; options
+first, as master passes them, not --long ones):
   -c          chroot to $queue_directory      -u        run as $mail_owner
-  -d          do not require a non-tty stdin  -D        run debugger_command
+  -d          allow a terminal on stdin       -D        accepted, no effect
   -i value    set max_idle                    -m value  set max_use
   -l          process limit is 1 (required)   -z        process limit is 0
   -n name     service name                    -o n=v    parameter override
@@ -933,7 +1055,7 @@ mod tests {
                 "{list:?}"
             );
         }
-        let m = master(&["scache"]).unwrap();
+        let m = master(&["scache", "-v"]).unwrap();
         assert!(matches!(
             m.validate(),
             Err(OptionsError::ProcessLimit { .. })
@@ -1049,6 +1171,9 @@ mod tests {
             (&["scache", "--version"], Command::Version),
             (&["scache", "--print-defaults"], Command::PrintDefaults),
             (&["scache", "stats", "--help"], Command::Help),
+            (&["scache", "list", "-h"], Command::Help),
+            (&["scache", "-h"], Command::Help),
+            (&["scache", "-h", "-l"], Command::Help),
         ];
         for (list, want) in cases {
             assert_eq!(
@@ -1074,6 +1199,20 @@ mod tests {
             assert!(help.contains(option), "help lacks {option}");
         }
         assert!(version_text().starts_with("scache "));
+        // -h anywhere but first is Postfix's invalid option.
+        assert_eq!(
+            parse_with_env(args(&["scache", "-l", "-h"]), no_env),
+            Err(OptionsError::InvalidOption(b'h'))
+        );
+    }
+
+    #[test]
+    fn no_arguments_is_standalone_on_the_default_socket() {
+        let Command::Standalone(s) = parse_with_env(args(&["scache"]), no_env).unwrap() else {
+            panic!("not standalone")
+        };
+        assert_eq!(s.listen, PathBuf::from(DEFAULT_LISTEN_PATH));
+        assert_eq!(s.socket_mode, DEFAULT_SOCKET_MODE);
     }
 
     #[test]
@@ -1118,6 +1257,62 @@ mod tests {
         ];
         for (list, want) in cases {
             assert_eq!(&parse_with_env(args(list), no_env), want, "{list:?}");
+        }
+    }
+
+    #[test]
+    fn list_subcommand() {
+        let list = |socket: &str, format, limit| {
+            Ok(Command::List(ListOptions {
+                socket: PathBuf::from(socket),
+                format,
+                limit,
+            }))
+        };
+        let cases: &[(&[&str], Result<Command, OptionsError>)] = &[
+            (
+                &["scache", "list"],
+                list(DEFAULT_LISTEN_PATH, ListFormat::Table, DEFAULT_LIST_LIMIT),
+            ),
+            (
+                &[
+                    "scache",
+                    "list",
+                    "--socket=/s",
+                    "--format",
+                    "json",
+                    "--limit",
+                    "3",
+                ],
+                list("/s", ListFormat::Json, 3),
+            ),
+            (
+                &["scache", "list", "--limit=0"],
+                list(DEFAULT_LISTEN_PATH, ListFormat::Table, 0),
+            ),
+            (
+                &["scache", "list", "--format=prometheus"],
+                Err(OptionsError::BadFormat("prometheus".into())),
+            ),
+            (
+                &["scache", "list", "--limit", "-1"],
+                Err(OptionsError::BadLimit("-1".into())),
+            ),
+            (
+                &["scache", "list", "--limit", "100001"],
+                Err(OptionsError::BadLimit("100001".into())),
+            ),
+            (
+                &["scache", "list", "x"],
+                Err(OptionsError::UnexpectedArgument("x".into())),
+            ),
+        ];
+        for (list_args, want) in cases {
+            assert_eq!(
+                &parse_with_env(args(list_args), no_env),
+                want,
+                "{list_args:?}"
+            );
         }
     }
 

@@ -4,6 +4,7 @@
 //! or one inherited from systemd), then the shared event loop.
 
 use std::ffi::OsString;
+use std::io::IsTerminal;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -18,6 +19,7 @@ use scache_core::MonotonicClock;
 use crate::backend::CacheBackend;
 use crate::config::{self, Config, Params};
 use crate::daemon::{AccessPolicy, Daemon, DaemonSetup, Mode};
+use crate::listener::Listener;
 use crate::logging::{self, fatal, Destination, LogSettings};
 use crate::options::{MasterOptions, StandaloneOptions};
 
@@ -49,8 +51,18 @@ pub fn master(o: MasterOptions) -> ExitCode {
         logging::configured_tag(&params),
         Destination::from_params(&params, env),
     ));
-    for w in cfg.take_warnings() {
+    for w in cfg
+        .take_warnings()
+        .into_iter()
+        .chain(cfg.unknown_parameters())
+    {
         log::warn!("{w}");
+    }
+    // Postfix's skeleton: in daemon mode (no -d) and not serving stdin
+    // (-S), a terminal on stdin means a person typed the command line.
+    if o.daemon_mode && !o.stdin_stream && std::io::stdin().is_terminal() {
+        eprintln!("{}: fatal: do not run this command by hand", o.process_name);
+        fatal("do not run this command by hand");
     }
     if let Err(e) = o.validate() {
         fatal(e);
@@ -142,7 +154,11 @@ pub fn standalone(o: StandaloneOptions) -> ExitCode {
     cfg.force("process_name", &o.process_name);
     cfg.force("service_name", &o.process_name);
     let params = Params::from_config(&cfg).unwrap_or_else(|e| fatal(e));
-    for w in cfg.take_warnings() {
+    for w in cfg
+        .take_warnings()
+        .into_iter()
+        .chain(cfg.unknown_parameters())
+    {
         log::warn!("{w}");
     }
     let (listeners, socket_path) = match systemd_listeners() {
@@ -224,7 +240,10 @@ fn serve(
         ..wire_default
     };
     let clock = MonotonicClock::new();
-    let cache = scache_core::MultiCache::with_limits(clock, limits);
+    let mut cache = scache_core::MultiCache::with_limits(clock, limits);
+    if params.scache_quit_before_close {
+        cache.set_departure_hook(crate::backend::quit_before_close);
+    }
     let backend = CacheBackend::new(
         cache,
         params.connection_cache_ttl_limit,
@@ -233,7 +252,7 @@ fn serve(
     log::debug!("descriptor limit {fd_limit}, session limit {session_limit}, reserve {reserve}");
     let setup = DaemonSetup {
         mode,
-        listeners: listeners.into_iter().map(UnixListener::from).collect(),
+        listeners: listeners.into_iter().map(Listener::new).collect(),
         stdin_client,
         stats_interval: params.connection_cache_status_update_time,
         max_idle,
@@ -242,6 +261,7 @@ fn serve(
         fd_limit,
         access,
         daemon_timeout: Some(params.daemon_timeout),
+        metrics_file: params.scache_metrics_file.clone(),
     };
     let standalone = matches!(setup.mode, Mode::Standalone { .. });
     let daemon =

@@ -1,5 +1,6 @@
 //! `scache stats`: ask a running daemon for its live counters and print
-//! them for a person (table), a program (JSON) or a scraper (Prometheus).
+//! them for a person (table), a program (JSON) or a scraper (Prometheus,
+//! see [`crate::metrics`]).
 #![forbid(unsafe_code)]
 
 use std::fmt::Write as _;
@@ -25,44 +26,6 @@ pub fn run(o: &StatsOptions) -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// Help text of each counter the daemon reports, for the table and for
-/// Prometheus `# HELP` lines. Counters not listed are printed without help.
-fn help(name: &str) -> Option<(&'static str, &'static str)> {
-    // (help, prometheus type)
-    Some(match name {
-        "uptime" => ("Seconds since the daemon started", "gauge"),
-        "clients" => ("Client connections open now", "gauge"),
-        "clients_accepted" => ("Client connections accepted", "counter"),
-        "clients_refused" => ("Client connections refused by access control", "counter"),
-        "dest_count" => ("Destination labels with at least one binding", "gauge"),
-        "endp_count" => ("Endpoint labels with at least one session", "gauge"),
-        "sess_count" => ("Cached sessions (open descriptors held)", "gauge"),
-        "binding_count" => ("Destination-to-endpoint bindings cached", "gauge"),
-        "dest_refreshes" => (
-            "save_dest requests that refreshed an existing binding",
-            "counter",
-        ),
-        "refused_saves" => ("Saves refused (label or property too long)", "counter"),
-        "put_backs" => (
-            "Sessions returned to the cache after a failed hand-over",
-            "counter",
-        ),
-        "unwatched_saves" => (
-            "Sessions cached without dead-peer watching (not pollable)",
-            "counter",
-        ),
-        n if n.starts_with("peak_") => ("Largest value seen since start", "gauge"),
-        n if n.ends_with("_hits") => ("Lookups that returned a session", "counter"),
-        n if n.ends_with("_misses") => ("Lookups that found nothing", "counter"),
-        n if n.starts_with("evicted_") => ("Entries evicted, by cause", "counter"),
-        n if n.starts_with("expired_") => ("Entries that reached their time to live", "counter"),
-        n if n.starts_with("saves_") || n.starts_with("save_") => {
-            ("Save requests stored", "counter")
-        }
-        _ => return None,
-    })
 }
 
 /// Renders the reply attributes (without `status`) in `format`.
@@ -92,32 +55,14 @@ pub fn render(attrs: &[(String, String)], format: StatsFormat) -> String {
             out.push_str("}\n");
         }
         StatsFormat::Prometheus => {
-            for (name, value) in attrs {
-                if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
-                    continue;
-                }
-                let metric = format!("scache_{}", prom_name(name));
-                if let Some((text, kind)) = help(name) {
-                    let _ = writeln!(out, "# HELP {metric} {text}");
-                    let _ = writeln!(out, "# TYPE {metric} {kind}");
-                }
-                let _ = writeln!(out, "{metric} {value}");
-            }
+            let numbers: Vec<(String, u64)> = attrs
+                .iter()
+                .filter_map(|(n, v)| Some((n.clone(), v.parse().ok()?)))
+                .collect();
+            out.push_str(&crate::metrics::prometheus(&numbers));
         }
     }
     out
-}
-
-fn prom_name(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
 }
 
 fn json_escape(s: &str) -> String {
@@ -168,11 +113,14 @@ mod tests {
     fn prometheus_has_help_type_and_value() {
         let text = render(&sample(), StatsFormat::Prometheus);
         assert!(
-            text.contains("# TYPE scache_sess_count gauge\nscache_sess_count 3\n"),
+            text.contains("# TYPE scache_sessions gauge\nscache_sessions 3\n"),
             "{text}"
         );
         assert!(
-            text.contains("# TYPE scache_endp_hits counter\nscache_endp_hits 7\n"),
+            text.contains(
+                "# TYPE scache_lookups_total counter\n\
+                           scache_lookups_total{request=\"find_endp\",result=\"hit\"} 7\n"
+            ),
             "{text}"
         );
         assert!(!text.contains("status"));

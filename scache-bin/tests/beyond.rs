@@ -202,10 +202,10 @@ fn stats_subcommand_reports_what_happened() {
     }
     let (_, prom) = stats(&sock, "prometheus");
     assert!(
-        prom.contains("# TYPE scache_sess_count gauge\nscache_sess_count 1\n"),
+        prom.contains("# TYPE scache_sessions gauge\nscache_sessions 1\n"),
         "{prom}"
     );
-    assert!(prom.contains("scache_endp_hits 1\n"));
+    assert!(prom.contains("scache_lookups_total{request=\"find_endp\",result=\"hit\"} 1\n"));
     let (_, json) = stats(&sock, "json");
     assert!(
         json.starts_with('{') && json.contains("\"saves_endp\":3"),
@@ -233,7 +233,10 @@ fn the_standalone_socket_is_private_by_default() {
 fn clients_of_other_users_are_refused() {
     use std::os::unix::process::CommandExt;
     if !nix::unistd::geteuid().is_root() {
-        eprintln!("SKIPPED: needs root to run a client under another uid");
+        scache_testkit::harness::skip_or_fail(
+            "clients_of_other_users_are_refused",
+            "not root (needed to run a client under another uid)",
+        );
         return;
     }
     let dir = TempDir::new("scache-acl").unwrap();
@@ -259,10 +262,20 @@ fn clients_of_other_users_are_refused() {
         "nobody must be refused: {}",
         String::from_utf8_lossy(&out.stdout)
     );
+    // A clear message, naming the socket once and the reason.
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(
+        err,
+        format!(
+            "scache stats: {}: the daemon refused the connection: uid 65534 gid 65534 is not \
+             allowed to use this cache (scache_allowed_uids, scache_allowed_gids)\n",
+            sock.display()
+        )
+    );
     let (ok, table) = stats(&sock, "table");
     assert!(ok);
-    // Refused twice: the client retries once, as Postfix's does.
-    assert_eq!(value(&table, "clients_refused"), Some(2), "{table}");
+    // Refused once: a refusal is not tried again (it would be refused again).
+    assert_eq!(value(&table, "clients_refused"), Some(1), "{table}");
     assert_eq!(value(&table, "sess_count"), Some(0));
     drop(child);
     // Allowed explicitly.
@@ -375,4 +388,124 @@ fn the_ttl_limit_caps_the_ttl_a_client_asks_for() {
         break;
     }
     assert!(shown, "the machine never answered within 1.9 s of a save");
+}
+
+/// A save the daemon will not keep (label over `scache_label_length_limit`)
+/// says so, rather than "not found".
+#[test]
+fn a_refused_save_says_why() {
+    use scache_core::ConnectionCache;
+    let dir = TempDir::new("scache-refused-save").unwrap();
+    let (_child, sock) = standalone(dir.path(), &["-o", "scache_label_length_limit=10"]);
+    let mut client = scache_proto::Client::new(&sock);
+    let (fd, _far) = session();
+    let err = client
+        .save_endp(
+            Duration::from_secs(2),
+            b"a label longer than ten bytes",
+            b"",
+            fd,
+        )
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "the daemon refused to cache the session (status 2): over one of its limits \
+         (label or property length) or the descriptor did not arrive"
+    );
+    let err = client
+        .save_dest(
+            Duration::from_secs(2),
+            b"d",
+            b"",
+            b"a label longer than ten bytes",
+        )
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("refused to cache the binding"),
+        "{err}"
+    );
+}
+
+/// A socket nobody listens on is named once in the message.
+#[test]
+fn stats_without_a_daemon_names_the_socket_once() {
+    let dir = TempDir::new("scache-nodaemon").unwrap();
+    let sock = dir.path().join("none.sock");
+    let (ok, _) = stats(&sock, "table");
+    assert!(!ok);
+    let out = Command::new(ours())
+        .args(["stats", "--socket"])
+        .arg(&sock)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(
+        err,
+        format!(
+            "scache stats: {}: cannot connect: No such file or directory\n",
+            sock.display()
+        )
+    );
+}
+
+/// What the far end of a cached session receives before its EOF, within
+/// `limit` (None: no EOF in time).
+fn bytes_before_eof(far: std::os::fd::OwnedFd, limit: Duration) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let mut sock = UnixStream::from(far);
+    sock.set_read_timeout(Some(limit)).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 64];
+    loop {
+        match sock.read(&mut buf) {
+            Ok(0) => return Some(got),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(_) => return None,
+        }
+    }
+}
+
+/// scache_quit_before_close: an expired session, and one still cached at
+/// exit, get QUIT before their EOF; without the parameter only the EOF.
+#[test]
+fn quit_before_close_is_sent_to_sessions_that_leave_unfound() {
+    for (quit, want) in [("yes", &b"QUIT\r\n"[..]), ("no", b"")] {
+        let dir = TempDir::new("scache-quit").unwrap();
+        let (child, sock) = standalone(
+            dir.path(),
+            &[
+                "-o",
+                &format!("scache_quit_before_close={quit}"),
+                "-o",
+                "connection_cache_ttl_limit=60s",
+            ],
+        );
+        let stream = UnixStream::connect(&sock).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut peer = Peer { sock: stream };
+        peer.recv_msg().unwrap();
+        let (a, expiring) = session();
+        assert_eq!(peer.save_endp("1", b"e", b"p", a), b"status\x000\0\0");
+        let (b, at_exit) = session();
+        assert_eq!(peer.save_endp("60", b"f", b"p", b), b"status\x000\0\0");
+        assert_eq!(
+            bytes_before_eof(expiring, Duration::from_secs(5)).as_deref(),
+            Some(want),
+            "expired, quit={quit}"
+        );
+        drop(peer);
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.0.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
+        assert_eq!(
+            bytes_before_eof(at_exit, Duration::from_secs(5)).as_deref(),
+            Some(want),
+            "at exit, quit={quit}"
+        );
+        drop(child);
+    }
 }

@@ -266,7 +266,7 @@ fn async_client_errors_are_clean() {
             .save_endp(TTL, b"a label longer than sixteen bytes", b"", mine)
             .await
         {
-            Err(ClientError::Refused { status }) => assert_eq!(status, Status::Fail),
+            Err(ClientError::Refused { status, .. }) => assert_eq!(status, Status::Fail),
             other => panic!("{other:?}"),
         }
         // The daemon closed its copy: the far end sees EOF.

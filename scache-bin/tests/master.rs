@@ -1,4 +1,4 @@
-//! The contract with Postfix's master(8) (`master.md`), checked on ours and,
+//! The contract with Postfix's master(8) (`docs/master.md`), checked on ours and,
 //! where Postfix is installed, on Postfix's own daemon with the same test:
 //! status records, exit on status EOF and after `max_idle`, `-o`
 //! overrides, time units, fatal errors with Postfix's wording.
@@ -262,4 +262,32 @@ fn a_stalled_client_is_dropped_after_ipc_timeout() {
     // The idle one is still served.
     let reply = idle.ask(&req(&[b"request", b"find_endp", b"label", b"x"]));
     assert_eq!(show(&reply), "status\\02\\0property\\0\\0\\0");
+}
+
+/// An `inet` service (master passes `-t inet` and a TCP listener on fd 6):
+/// clients are served as on a Unix socket, on ours and Postfix's.
+#[test]
+fn inet_service_is_served() {
+    both("inet_service_is_served", |prog| {
+        use std::io::{Read, Write};
+        let h = HarnessBuilder::new(prog)
+            .tcp_listener(true)
+            .spawn()
+            .unwrap();
+        let addr = h.tcp_addr().expect("a TCP listener");
+        let mut conn = std::net::TcpStream::connect(addr).unwrap();
+        conn.set_read_timeout(Some(T)).unwrap();
+        let mut greeting = [0u8; 36];
+        if let Err(e) = conn.read_exact(&mut greeting) {
+            panic!("{prog:?}: {e}; log: {}", dump(&h));
+        }
+        assert_eq!(
+            &greeting, b"protocol\0connection_cache_protocol\0\0",
+            "{prog:?}"
+        );
+        conn.write_all(b"request\0find_endp\0label\0x\0\0").unwrap();
+        let mut reply = [0u8; 20];
+        conn.read_exact(&mut reply).unwrap();
+        assert_eq!(&reply, b"status\x002\0property\0\0\0", "{prog:?}");
+    });
 }

@@ -535,6 +535,7 @@ fn help_and_man_page_list_every_option() {
         "--verbose",
         "--socket",
         "--format",
+        "--limit",
         "-h",
         "--help",
         "--version",
@@ -552,7 +553,7 @@ fn help_and_man_page_list_every_option() {
         assert!(in_help, "--help does not list {option}:\n{help}");
     }
     assert_eq!(man_options(), expected, "man page OPTIONS entries");
-    for word in ["stats", "table", "json", "prometheus"] {
+    for word in ["stats", "list", "table", "json", "prometheus"] {
         assert!(help.contains(word), "--help lacks {word}");
     }
 }

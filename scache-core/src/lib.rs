@@ -95,6 +95,7 @@ mod shared;
 mod single;
 mod stats;
 mod timers;
+mod view;
 
 pub use cache::{CacheSize, ConnectionCache, FoundDest, FoundEndp};
 pub use clock::{Clock, Instant, ManualClock, MonotonicClock};
@@ -106,6 +107,7 @@ pub use multi::{MultiCache, SaveDestOutcome, Taken};
 pub use shared::{BackgroundExpiry, SharedCache};
 pub use single::SingleCache;
 pub use stats::{Evicted, Eviction, EvictionCause, Stats};
+pub use view::{BindingView, CacheView, DestinationView, EndpointView};
 
 /// Internals for this workspace's own tests, benchmarks and fuzz targets
 /// (feature `testkit`). Not public API: no compatibility promise.

@@ -40,6 +40,7 @@ use crate::list::MAX_INDEX;
 use crate::list::{to_u32, Chain, Link, Node, NIL};
 use crate::stats::{Evicted, Eviction, EvictionCause, Stats};
 use crate::timers::Timers;
+use crate::view::{BindingView, CacheView, DestinationView, EndpointView};
 
 /// What [`MultiCache::save_dest`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -70,6 +71,9 @@ pub struct Taken<F> {
     pub dest_prop: Option<Vec<u8>>,
     endp_label: LabelBytes,
     deadline: Instant,
+    /// The TTL it was saved with, in milliseconds, when known: put back,
+    /// its age can still be told ([`MultiCache::view`]).
+    ttl_ms: Option<u64>,
 }
 
 impl<F> Taken<F> {
@@ -115,9 +119,13 @@ struct Session<F> {
     timer_link: Link,
 }
 
-/// What `take_dest_inner` takes: the session, the binding's properties and
-/// (if asked for) the endpoint label.
-type TakenByDest<F> = (Session<F>, Vec<u8>, LabelBytes);
+/// What `take_endp_inner` takes: the session, (if asked for) the endpoint
+/// label, and the session's TTL in milliseconds if known.
+type TakenByEndp<F> = (Session<F>, LabelBytes, Option<u64>);
+
+/// What `take_dest_inner` takes: the session, the binding's properties,
+/// (if asked for) the endpoint label, and the session's TTL if known.
+type TakenByDest<F> = (Session<F>, Vec<u8>, LabelBytes, Option<u64>);
 
 /// One destination-to-endpoint binding.
 struct Binding {
@@ -549,13 +557,14 @@ impl<F, C: Clock> MultiCache<F, C> {
     /// the endpoint has no session. Counts as an endpoint hit or miss.
     pub fn take_endp(&mut self, endp: &[u8]) -> Option<Taken<F>> {
         self.tick();
-        let (s, endp_label) = self.take_endp_inner(endp, true)?;
+        let (s, endp_label, ttl_ms) = self.take_endp_inner(endp, true)?;
         Some(Taken {
             fd: s.fd,
             endp_prop: s.prop.into_vec(),
             dest_prop: None,
             endp_label,
             deadline: s.deadline,
+            ttl_ms,
         })
     }
 
@@ -651,13 +660,14 @@ impl<F, C: Clock> MultiCache<F, C> {
     /// hit or miss (the inner endpoint lookups are not counted).
     pub fn take_dest(&mut self, dest: &[u8]) -> Option<Taken<F>> {
         self.tick();
-        let (s, dest_prop, endp_label) = self.take_dest_inner(dest, true)?;
+        let (s, dest_prop, endp_label, ttl_ms) = self.take_dest_inner(dest, true)?;
         Some(Taken {
             fd: s.fd,
             endp_prop: s.prop.into_vec(),
             dest_prop: Some(dest_prop),
             endp_label,
             deadline: s.deadline,
+            ttl_ms,
         })
     }
 
@@ -685,6 +695,7 @@ impl<F, C: Clock> MultiCache<F, C> {
             endp_prop,
             endp_label,
             deadline,
+            ttl_ms,
             ..
         } = taken;
         let endp_label = endp_label.as_slice();
@@ -705,7 +716,8 @@ impl<F, C: Clock> MultiCache<F, C> {
             .list
             .push_front(&mut self.sessions, idx);
         self.after_insert(l);
-        self.session_timers.push_lone(&mut self.sessions, idx);
+        self.session_timers
+            .push_lone(&mut self.sessions, idx, ttl_ms);
         self.sample_peaks();
         Some(SessionHandle::new(idx, seq))
     }
@@ -833,6 +845,94 @@ impl<F, C: Clock> MultiCache<F, C> {
         self.stats.peak_endp_count = 0;
         self.stats.peak_sess_count = 0;
         self.stats.peak_binding_count = 0;
+    }
+
+    /// A read-only look at what the cache holds: every endpoint with its session count, the age of its oldest
+    /// session and the time until its last one expires, and every
+    /// destination with its bindings in order. O(sessions + bindings); no
+    /// memory is kept per session for it: a session's age is its deadline
+    /// minus the TTL of the expiry queue it sits in. A session put back
+    /// after a failed hand-over while sessions with several different TTLs
+    /// were cached may have no known age.
+    ///
+    /// Ages and times left are measured at the clock's current time, but
+    /// nothing is expired by this call (a due entry shows 0 left): call
+    /// [`expire_due`](MultiCache::expire_due) first to leave out what is due.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use scache_core::{ManualClock, MultiCache};
+    ///
+    /// let clock = ManualClock::new();
+    /// let mut cache: MultiCache<u32, _> = MultiCache::new(&clock);
+    /// cache.save_endp(Duration::from_secs(2), b"e", b"", 7).unwrap();
+    /// cache.save_dest(Duration::from_secs(2), b"d", b"", b"e").unwrap();
+    /// clock.advance(Duration::from_millis(500));
+    /// cache.save_endp(Duration::from_secs(2), b"e", b"", 8).unwrap();
+    /// let view = cache.view();
+    /// assert_eq!(view.endpoints.len(), 1);
+    /// let e = &view.endpoints[0];
+    /// assert_eq!((e.label, e.sessions), (&b"e"[..], 2));
+    /// assert_eq!(e.oldest_age, Some(Duration::from_millis(500)));
+    /// assert_eq!(e.ttl_left, Duration::from_secs(2));
+    /// let d = &view.destinations[0];
+    /// assert_eq!(d.bindings[0].endpoint, b"e");
+    /// assert_eq!(d.bindings[0].ttl_left, Duration::from_millis(1500));
+    /// assert_eq!(d.sessions(), 2);
+    /// ```
+    pub fn view(&self) -> CacheView<'_> {
+        let now = self.clock.now().max(self.last_now);
+        let ttls = self.session_timers.ttl_table(&self.sessions);
+        let mut view = CacheView::default();
+        for (_, label) in &self.labels {
+            if label.list.len == 0 {
+                continue;
+            }
+            match label.kind {
+                Kind::Endp => {
+                    let mut oldest: Option<Duration> = None;
+                    let mut last = now;
+                    let mut idx = label.list.head;
+                    while idx != NIL {
+                        let s = &self.sessions[idx as usize];
+                        last = last.max(s.deadline);
+                        let ttl = ttls[idx as usize];
+                        if ttl != u64::MAX {
+                            let saved =
+                                Instant::from_millis(s.deadline.as_millis().saturating_sub(ttl));
+                            let age = now.saturating_duration_since(saved);
+                            oldest = Some(oldest.map_or(age, |o| o.max(age)));
+                        }
+                        idx = s.label_link.next;
+                    }
+                    view.endpoints.push(EndpointView {
+                        label: label.bytes.as_slice(),
+                        sessions: label.list.len as usize,
+                        oldest_age: oldest,
+                        ttl_left: last.saturating_duration_since(now),
+                    });
+                }
+                Kind::Dest => {
+                    let mut bindings = Vec::with_capacity(label.list.len as usize);
+                    let mut idx = label.list.head;
+                    while idx != NIL {
+                        let b = &self.bindings[idx as usize];
+                        let endp = &self.labels[b.endp as usize];
+                        bindings.push(BindingView {
+                            endpoint: endp.bytes.as_slice(),
+                            endpoint_sessions: endp.list.len as usize,
+                            ttl_left: b.deadline.saturating_duration_since(now),
+                        });
+                        idx = b.label_link.next;
+                    }
+                    view.destinations.push(DestinationView {
+                        label: label.bytes.as_slice(),
+                        bindings,
+                    });
+                }
+            }
+        }
+        view
     }
 
     /// Takes the records of evictions the cache made by itself (to respect
@@ -1048,16 +1148,23 @@ impl<F, C: Clock> MultiCache<F, C> {
     /// Takes session `idx` out of every structure. Also returns the bytes of
     /// its label record if that record was freed.
     fn unlink_session(&mut self, idx: u32) -> (Session<F>, Option<LabelBytes>) {
+        let (s, freed, _) = self.unlink_session_ttl(idx);
+        (s, freed)
+    }
+
+    /// [`unlink_session`](Self::unlink_session), also returning the
+    /// session's TTL in milliseconds when the expiry queues know it at once.
+    fn unlink_session_ttl(&mut self, idx: u32) -> (Session<F>, Option<LabelBytes>, Option<u64>) {
         let l = self.sessions[idx as usize].label;
         self.labels[l as usize].list.unlink(&mut self.sessions, idx);
-        self.session_timers.remove(&mut self.sessions, idx);
+        let ttl = self.session_timers.remove(&mut self.sessions, idx);
         let s = self.sessions.remove(idx as usize);
         let freed = if self.labels[l as usize].list.len == 0 {
             self.label_emptied(l)
         } else {
             None
         };
-        (s, freed)
+        (s, freed, ttl)
     }
 
     /// Takes binding `idx` out of every structure.
@@ -1228,11 +1335,7 @@ impl<F, C: Clock> MultiCache<F, C> {
     }
 
     /// Looks up `endp` and takes its front session; counts the hit or miss.
-    fn take_endp_inner(
-        &mut self,
-        endp: &[u8],
-        want_label: bool,
-    ) -> Option<(Session<F>, LabelBytes)> {
+    fn take_endp_inner(&mut self, endp: &[u8], want_label: bool) -> Option<TakenByEndp<F>> {
         let hash = self.hasher.hash_one(endp);
         let found = self
             .lookup(Kind::Endp, endp, hash)
@@ -1261,9 +1364,9 @@ impl<F, C: Clock> MultiCache<F, C> {
                 // A bound endpoint record lives as long as the binding.
                 if let Some(front) = self.live_front(e) {
                     let dest_prop = self.bindings[idx as usize].prop.to_vec();
-                    let (s, label) = self.take_session(e, front, want_label);
+                    let (s, label, ttl) = self.take_session(e, front, want_label);
                     self.stats.dest_hits += 1;
-                    return Some((s, dest_prop, label));
+                    return Some((s, dest_prop, label, ttl));
                 }
                 idx = next;
             }
@@ -1274,14 +1377,14 @@ impl<F, C: Clock> MultiCache<F, C> {
 
     /// Takes session `idx` of endpoint label `l`, and, if `want_label`,
     /// the label's bytes.
-    fn take_session(&mut self, l: u32, idx: u32, want_label: bool) -> (Session<F>, LabelBytes) {
-        let (s, freed) = self.unlink_session(idx);
+    fn take_session(&mut self, l: u32, idx: u32, want_label: bool) -> TakenByEndp<F> {
+        let (s, freed, ttl) = self.unlink_session_ttl(idx);
         let label = match freed {
             Some(bytes) if want_label => bytes,
             None if want_label => LabelBytes::new(self.labels[l as usize].bytes.as_slice()),
             _ => LabelBytes::EMPTY,
         };
-        (s, label)
+        (s, label, ttl)
     }
 
     /// Checks every internal invariant; panics on the first violation.
@@ -1450,10 +1553,12 @@ impl<F, C: Clock> ConnectionCache for MultiCache<F, C> {
 
     fn find_endp(&mut self, endp: &[u8]) -> Result<Option<FoundEndp<F>>, CacheError> {
         self.tick();
-        Ok(self.take_endp_inner(endp, false).map(|(s, _)| FoundEndp {
-            endp_prop: s.prop.into_vec(),
-            fd: s.fd,
-        }))
+        Ok(self
+            .take_endp_inner(endp, false)
+            .map(|(s, _, _)| FoundEndp {
+                endp_prop: s.prop.into_vec(),
+                fd: s.fd,
+            }))
     }
 
     fn save_dest(
@@ -1470,7 +1575,7 @@ impl<F, C: Clock> ConnectionCache for MultiCache<F, C> {
         self.tick();
         Ok(self
             .take_dest_inner(dest, false)
-            .map(|(s, dest_prop, _)| FoundDest {
+            .map(|(s, dest_prop, _, _)| FoundDest {
                 dest_prop,
                 endp_prop: s.prop.into_vec(),
                 fd: s.fd,

@@ -29,6 +29,8 @@ const TAG: u32 = 1 << 31;
 const _: () = assert!(MAX_INDEX < TAG);
 /// The link value of records that sit alone in the ordered map.
 const LONE: u32 = u32::MAX;
+/// The TTL of a lone record whose TTL is not known.
+const UNKNOWN_TTL: u64 = u64::MAX;
 
 #[derive(Debug, Clone, Copy)]
 struct Queue {
@@ -42,8 +44,10 @@ struct Queue {
 enum Slot {
     /// The head of this queue.
     Queue(u32),
-    /// This record, alone.
-    Lone(u32),
+    /// This record, alone, with its TTL in milliseconds if known
+    /// ([`UNKNOWN_TTL`] otherwise): the TTL is not needed for expiry, only
+    /// to tell the record's age ([`Timers::ttl_table`]).
+    Lone(u32, u64),
 }
 
 /// The expiry order of one kind of record (sessions, or bindings).
@@ -100,29 +104,44 @@ impl Timers {
         }
     }
 
-    /// Records `idx` alone, in order of its own `(deadline, seq)`.
-    pub(crate) fn push_lone<T: Node>(&mut self, nodes: &mut Slab<T>, idx: u32) {
+    /// Records `idx` alone, in order of its own `(deadline, seq)`, with its
+    /// TTL in milliseconds if known (for its age only).
+    pub(crate) fn push_lone<T: Node>(
+        &mut self,
+        nodes: &mut Slab<T>,
+        idx: u32,
+        ttl_ms: Option<u64>,
+    ) {
         let node = &mut nodes[idx as usize];
         *node.timer_link_mut() = Link {
             prev: LONE,
             next: LONE,
         };
-        self.order
-            .insert((node.deadline(), node.seq()), Slot::Lone(idx));
+        self.order.insert(
+            (node.deadline(), node.seq()),
+            Slot::Lone(idx, ttl_ms.unwrap_or(UNKNOWN_TTL)),
+        );
     }
 
     /// Forgets `idx`, which must have been pushed and not yet removed.
-    pub(crate) fn remove<T: Node>(&mut self, nodes: &mut Slab<T>, idx: u32) {
+    /// Returns its TTL in milliseconds when that is known without a walk:
+    /// a lone record's own, or its queue's when the record is the queue's
+    /// head or tail, or when only one queue exists (the daemon's usual
+    /// case: every TTL capped at the same limit).
+    pub(crate) fn remove<T: Node>(&mut self, nodes: &mut Slab<T>, idx: u32) -> Option<u64> {
         let Link { prev, next } = nodes[idx as usize].timer_link();
         *nodes[idx as usize].timer_link_mut() = Link::DETACHED;
         if prev == LONE {
             let key = (nodes[idx as usize].deadline(), nodes[idx as usize].seq());
-            self.order.remove(&key);
-            return;
+            return match self.order.remove(&key) {
+                Some(Slot::Lone(_, ttl)) if ttl != UNKNOWN_TTL => Some(ttl),
+                _ => None,
+            };
         }
         if prev & TAG != 0 {
             // The head of its queue: the queue's key in the map changes.
             let qid = prev & !TAG;
+            let ttl = self.queues[qid as usize].ttl_ms;
             let key = (nodes[idx as usize].deadline(), nodes[idx as usize].seq());
             self.order.remove(&key);
             if next & TAG != 0 {
@@ -136,14 +155,41 @@ impl Timers {
                 self.order
                     .insert((new_head.deadline(), new_head.seq()), Slot::Queue(qid));
             }
-            return;
+            return Some(ttl);
         }
         nodes[prev as usize].timer_link_mut().next = next;
         if next & TAG != 0 {
-            self.queues[(next & !TAG) as usize].tail = prev;
+            let queue = &mut self.queues[(next & !TAG) as usize];
+            queue.tail = prev;
+            Some(queue.ttl_ms)
         } else {
             nodes[next as usize].timer_link_mut().prev = prev;
+            if self.by_ttl.len() == 1 {
+                self.by_ttl.keys().next().copied()
+            } else {
+                None
+            }
         }
+    }
+
+    /// The TTL in milliseconds of every record, indexed like `nodes`
+    /// (`u64::MAX` where unknown or unused): one walk over every queue,
+    /// O(records). For a listing, never on a hot path.
+    pub(crate) fn ttl_table<T: Node>(&self, nodes: &Slab<T>) -> Vec<u64> {
+        let mut table = vec![UNKNOWN_TTL; nodes.capacity()];
+        for (_, q) in &self.queues {
+            let mut idx = q.head;
+            while idx & TAG == 0 {
+                table[idx as usize] = q.ttl_ms;
+                idx = nodes[idx as usize].timer_link().next;
+            }
+        }
+        for slot in self.order.values() {
+            if let Slot::Lone(idx, ttl) = *slot {
+                table[idx as usize] = ttl;
+            }
+        }
+        table
     }
 
     /// The record that expires first (earliest deadline, then lowest
@@ -152,7 +198,7 @@ impl Timers {
         self.order.first().map(|(&(deadline, _), &slot)| {
             let idx = match slot {
                 Slot::Queue(q) => self.queues[q as usize].head,
-                Slot::Lone(idx) => idx,
+                Slot::Lone(idx, _) => idx,
             };
             (deadline, idx)
         })
@@ -220,23 +266,34 @@ impl Order {
         }
     }
 
-    fn remove(&mut self, key: &Key) {
+    fn remove(&mut self, key: &Key) -> Option<Slot> {
         match self {
             Order::Small(v) => {
                 // Usually the earliest entry: the last one.
                 if v.last().is_some_and(|(k, _)| k == key) {
-                    v.pop();
+                    v.pop().map(|(_, slot)| slot)
                 } else if let Ok(at) = v.binary_search_by(|(k, _)| key.cmp(k)) {
-                    v.remove(at);
+                    Some(v.remove(at).1)
+                } else {
+                    None
                 }
             }
             Order::Large(map) => {
-                map.remove(key);
+                let slot = map.remove(key);
                 if map.len() < Self::DEMOTE {
                     let v = std::mem::take(map).into_iter().rev().collect();
                     *self = Order::Small(v);
                 }
+                slot
             }
+        }
+    }
+
+    /// Every slot, in no particular order.
+    fn values(&self) -> Box<dyn Iterator<Item = &Slot> + '_> {
+        match self {
+            Order::Small(v) => Box::new(v.iter().map(|(_, s)| s)),
+            Order::Large(map) => Box::new(map.values()),
         }
     }
 
@@ -285,8 +342,8 @@ mod tests {
             let grow = (round / 500) % 2 == 0;
             if grow || model.is_empty() || next() % 3 == 0 {
                 if let std::collections::btree_map::Entry::Vacant(e) = model.entry(key) {
-                    e.insert(Slot::Lone(round));
-                    order.insert(key, Slot::Lone(round));
+                    e.insert(Slot::Lone(round, 1));
+                    order.insert(key, Slot::Lone(round, 1));
                 }
             } else {
                 let victim = if next() % 2 == 0 {
@@ -294,13 +351,13 @@ mod tests {
                 } else {
                     *model.keys().nth((next() as usize) % model.len()).unwrap()
                 };
-                model.remove(&victim);
-                order.remove(&victim);
+                assert_eq!(order.remove(&victim), model.remove(&victim));
             }
             assert_eq!(order.len(), model.len());
             assert_eq!(order.first(), model.first_key_value(), "round {round}");
             // Removing what is not there changes nothing.
-            order.remove(&(Instant::from_millis(999), 0));
+            assert_eq!(order.remove(&(Instant::from_millis(999), 0)), None);
+            assert_eq!(order.values().count(), model.len());
             assert_eq!(order.len(), model.len());
         }
         assert!(matches!(order, Order::Small(_) | Order::Large(_)));

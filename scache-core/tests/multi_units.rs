@@ -685,3 +685,112 @@ fn enabling_the_label_limit_later_keeps_the_save_order() {
     t.cache.set_limits(Limits::NONE);
     t.cache.check_invariants();
 }
+
+// ----- the read-only view ------------------------------------------------
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// (label, sessions, oldest age, ttl left) of every endpoint, by label.
+fn endpoints(t: &T) -> Vec<(String, usize, Option<Duration>, Duration)> {
+    let mut v: Vec<_> = t
+        .cache
+        .view()
+        .endpoints
+        .iter()
+        .map(|e| {
+            (
+                String::from_utf8_lossy(e.label).into_owned(),
+                e.sessions,
+                e.oldest_age,
+                e.ttl_left,
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn view_tells_ages_from_the_expiry_queues() {
+    let mut t = setup(Limits::NONE);
+    t.save(10, "a", 1);
+    t.clock.advance(ms(1000));
+    t.save(10, "a", 2);
+    t.save(5, "b", 3);
+    t.clock.advance(ms(500));
+    t.save(3, "b", 4);
+    t.clock.advance(ms(250));
+    assert_eq!(
+        endpoints(&t),
+        vec![
+            ("a".into(), 2, Some(ms(1750)), ms(9250)),
+            ("b".into(), 2, Some(ms(750)), ms(4250)),
+        ]
+    );
+    // Bindings in order, each with its own time left.
+    t.bind(10, "d", "p1", "b");
+    t.clock.advance(ms(100));
+    t.bind(4, "d", "p2", "a");
+    t.bind(4, "d", "p3", "nowhere");
+    let view = t.cache.view();
+    assert_eq!(view.destinations.len(), 1);
+    let d = &view.destinations[0];
+    assert_eq!(d.label, b"d");
+    let got: Vec<_> = d
+        .bindings
+        .iter()
+        .map(|b| (b.endpoint, b.endpoint_sessions, b.ttl_left))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (&b"b"[..], 2, ms(9900)),
+            (&b"a"[..], 2, ms(4000)),
+            (&b"nowhere"[..], 0, ms(4000)),
+        ]
+    );
+    assert_eq!(d.sessions(), 4);
+    // Expired entries are gone from the view once expired.
+    t.clock.advance(ms(10_000));
+    t.cache.expire_due();
+    let view = t.cache.view();
+    assert!(view.endpoints.is_empty() && view.destinations.is_empty());
+}
+
+#[test]
+fn view_knows_the_age_of_a_session_put_back() {
+    // One TTL in use (the daemon's case): always known.
+    let mut t = setup(Limits::NONE);
+    t.save(2, "e", 1);
+    t.save(2, "f", 2);
+    t.save(2, "e", 3);
+    t.clock.advance(ms(700));
+    let taken = t.cache.take_endp(b"e").unwrap(); // the middle of its queue
+    t.cache.put_back(taken);
+    assert_eq!(endpoints(&t)[0], ("e".into(), 2, Some(ms(700)), ms(1300)));
+    // Several TTLs, taken from the middle of a queue: unknown, and left out
+    // of the oldest age.
+    let mut t = setup(Limits::NONE);
+    t.save(2, "x", 1);
+    t.save(2, "e", 2);
+    t.save(2, "y", 3);
+    t.save(9, "z", 4);
+    t.clock.advance(ms(100));
+    t.save(2, "e", 5);
+    t.clock.advance(ms(100));
+    let taken = t.cache.take_endp(b"e").unwrap();
+    t.cache.put_back(taken);
+    let e = endpoints(&t).into_iter().find(|e| e.0 == "e").unwrap();
+    assert_eq!(e, ("e".into(), 2, Some(ms(100)), ms(1900)));
+    // At the head of its queue: known.
+    let mut t = setup(Limits::NONE);
+    t.save(2, "e", 1);
+    t.save(9, "z", 2);
+    t.clock.advance(ms(300));
+    let taken = t.cache.take_endp(b"e").unwrap();
+    t.cache.put_back(taken);
+    assert_eq!(endpoints(&t)[0], ("e".into(), 1, Some(ms(300)), ms(1700)));
+    t.cache.check_invariants();
+}

@@ -169,6 +169,13 @@ impl Decoder {
         self.limits
     }
 
+    /// Enforces `limits` from now on. Meant for use between messages (a
+    /// client expecting a larger reply, such as `list`); in the middle of
+    /// one, what was counted so far is checked against the new limits.
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
+    }
+
     /// Whether part of a message has been consumed but not its terminator
     /// (an EOF now would cut a message short).
     pub fn in_message(&self) -> bool {
@@ -224,6 +231,11 @@ impl Decoder {
         if input.is_empty() {
             return (0, None);
         }
+        if !self.started {
+            if let Some(used) = self.decode_whole(input) {
+                return (used, Some(Ok(())));
+            }
+        }
         self.started = true;
         let mut pos = 0;
         let mut done = None;
@@ -256,6 +268,89 @@ impl Decoder {
             self.copy(&input[..pos]);
         }
         (pos, done)
+    }
+
+    /// The common case, in one tight pass: `input` starts with a whole
+    /// message within the limits. Then it is kept (one copy) and its
+    /// length returned. Otherwise nothing changes and `None` says to take
+    /// the general way.
+    fn decode_whole(&mut self, input: &[u8]) -> Option<usize> {
+        /// What one NUL means for the message.
+        enum Step {
+            More,
+            End(usize),
+            Give,
+        }
+        let limits = self.limits;
+        let mut start = 0;
+        let mut at_name = true;
+        let mut attrs = 0;
+        let ends = &mut self.ends;
+        let mut on_nul = |nul: usize| -> Step {
+            let len = nul - start;
+            if at_name {
+                if len == 0 {
+                    return Step::End(nul + 1);
+                }
+                if len > limits.max_name_len || attrs >= limits.max_attrs {
+                    return Step::Give;
+                }
+            } else {
+                if len > limits.max_value_len {
+                    return Step::Give;
+                }
+                attrs += 1;
+            }
+            ends.push(nul);
+            at_name = !at_name;
+            start = nul + 1;
+            Step::More
+        };
+        let mut outcome = None;
+        let words = input.chunks_exact(8);
+        let tail_at = input.len() - words.remainder().len();
+        'scan: {
+            for (w, word) in words.enumerate() {
+                let mut mask = Nuls::nul_mask(u64::from_le_bytes([
+                    word[0], word[1], word[2], word[3], word[4], word[5], word[6], word[7],
+                ]));
+                while mask != 0 {
+                    let nul = w * 8 + (mask.trailing_zeros() / 8) as usize;
+                    mask &= mask - 1;
+                    match on_nul(nul) {
+                        Step::More => {}
+                        Step::End(used) => {
+                            outcome = Some(used);
+                            break 'scan;
+                        }
+                        Step::Give => break 'scan,
+                    }
+                }
+            }
+            for (i, &b) in input[tail_at..].iter().enumerate() {
+                if b == 0 {
+                    match on_nul(tail_at + i) {
+                        Step::More => {}
+                        Step::End(used) => {
+                            outcome = Some(used);
+                            break 'scan;
+                        }
+                        Step::Give => break 'scan,
+                    }
+                }
+            }
+        }
+        match outcome {
+            Some(used) => {
+                self.buf.extend_from_slice(&input[..used]);
+                self.ready = true;
+                Some(used)
+            }
+            None => {
+                self.ends.clear();
+                None
+            }
+        }
     }
 
     /// Appends consumed bytes to the kept message (not while skipping).
@@ -387,6 +482,12 @@ impl<'a> Nuls<'a> {
         nuls
     }
 
+    /// Exactly the high bits of the NUL bytes of `word` set. No carry
+    /// crosses bytes: each byte's low seven bits plus 0x7f is at most 0xfe.
+    fn nul_mask(word: u64) -> u64 {
+        !(((word & Self::LOW7) + Self::LOW7) | word | Self::LOW7)
+    }
+
     /// The NUL bytes of the word at `at` (up to eight bytes, padded with
     /// non-NULs): exactly their high bits set.
     fn word_mask(&self, at: usize) -> u64 {
@@ -403,9 +504,7 @@ impl<'a> Nuls<'a> {
                 word
             }
         };
-        // A byte's high bit ends up clear exactly when the byte is NUL; no
-        // carry crosses bytes (each low half plus 0x7f is at most 0xfe).
-        !(((word & Self::LOW7) + Self::LOW7) | word | Self::LOW7)
+        Self::nul_mask(word)
     }
 }
 

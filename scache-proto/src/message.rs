@@ -19,6 +19,7 @@
 //! | `save_dest` | `ttl`, `label` (destination), `property` (destination properties), `label` (endpoint) |
 //! | `find_dest` | `label` (destination) |
 //! | `stats` | none (our extension; Postfix answers it as an unknown request) |
+//! | `list` | optionally `limit` (our extension, see [`Listing`]) |
 //!
 //! # Time to live
 //!
@@ -51,6 +52,7 @@
 #![forbid(unsafe_code)]
 
 use std::fmt;
+use std::time::Duration;
 
 use crate::attr::{is_valid_value, put_attr, put_end, Attrs, Message, Printable};
 
@@ -70,10 +72,23 @@ pub const ATTR_DUMMY: &str = "dummy";
 pub const ATTR_PROTOCOL: &str = "protocol";
 /// Value of the server greeting's `protocol` attribute.
 pub const PROTOCOL_NAME: &str = "connection_cache_protocol";
+/// Attribute name of our refusal, sent instead of the greeting to a client
+/// that access control turns away (its value says why).
+pub const ATTR_REFUSED: &str = "refused";
 
 /// The largest time to live the protocol carries (it is an `int` in
 /// Postfix).
 pub const MAX_TTL: u32 = i32::MAX as u32;
+
+/// Attribute name of the optional bound of a `list` request.
+pub const ATTR_LIMIT: &str = "limit";
+
+/// How many endpoints, destinations, and bindings per destination a `list`
+/// reply shows when the request has no `limit`.
+pub const DEFAULT_LIST_LIMIT: u32 = 50;
+
+/// The largest `limit` a server honours (larger ones are capped).
+pub const MAX_LIST_LIMIT: u32 = 100_000;
 
 /// A reply status, with its wire value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -154,6 +169,13 @@ pub enum Request<'a> {
     },
     /// Our extension: ask for counters (`request=stats`, nothing else).
     Stats,
+    /// Our extension: ask what is cached (`request=list`, optionally
+    /// `limit`): see [`Listing`].
+    List {
+        /// How many endpoints, destinations, and bindings per destination
+        /// to show (`None`: [`DEFAULT_LIST_LIMIT`]).
+        limit: Option<u32>,
+    },
 }
 
 impl Request<'_> {
@@ -165,6 +187,7 @@ impl Request<'_> {
             Request::SaveDest { .. } => RequestKind::SaveDest,
             Request::FindDest { .. } => RequestKind::FindDest,
             Request::Stats => RequestKind::Stats,
+            Request::List { .. } => RequestKind::List,
         }
     }
 }
@@ -182,6 +205,8 @@ pub enum RequestKind {
     FindDest,
     /// `request=stats` (our extension).
     Stats,
+    /// `request=list` (our extension).
+    List,
     /// `request=` something else.
     Unknown,
     /// The message did not start with a `request` attribute.
@@ -197,6 +222,7 @@ impl RequestKind {
             RequestKind::SaveDest => "save_dest",
             RequestKind::FindDest => "find_dest",
             RequestKind::Stats => "stats",
+            RequestKind::List => "list",
             RequestKind::Unknown => "(unknown)",
             RequestKind::Missing => "(missing)",
         }
@@ -210,6 +236,7 @@ impl RequestKind {
             b"save_dest" => RequestKind::SaveDest,
             b"find_dest" => RequestKind::FindDest,
             b"stats" => RequestKind::Stats,
+            b"list" => RequestKind::List,
             _ => RequestKind::Unknown,
         }
     }
@@ -262,6 +289,11 @@ pub enum RequestErrorReason<'a> {
         /// The value received.
         value: &'a [u8],
     },
+    /// The `limit` value of a `list` request is not an unsigned integer.
+    BadLimit {
+        /// The value received.
+        value: &'a [u8],
+    },
 }
 
 /// A malformed request: what it was meant to be and what is wrong with it.
@@ -306,6 +338,9 @@ impl fmt::Display for RequestError<'_> {
             ),
             RequestErrorReason::BadTtl { value } => {
                 write!(f, "{}: bad ttl value \"{}\"", self.kind, Printable(value))
+            }
+            RequestErrorReason::BadLimit { value } => {
+                write!(f, "{}: bad limit value \"{}\"", self.kind, Printable(value))
             }
         }
     }
@@ -382,6 +417,21 @@ pub fn parse_request<'a>(msg: &Message<'a>) -> Result<Parsed<'a>, RequestError<'
             dest: fields.expect(ATTR_LABEL)?,
         },
         RequestKind::Stats => Request::Stats,
+        RequestKind::List => match msg.attr(fields.next) {
+            Some((name, value)) if name == ATTR_LIMIT.as_bytes() => {
+                fields.next += 1;
+                match parse_unsigned(value) {
+                    Some(limit) => Request::List { limit: Some(limit) },
+                    None => {
+                        return Err(RequestError {
+                            kind,
+                            reason: RequestErrorReason::BadLimit { value },
+                        })
+                    }
+                }
+            }
+            _ => Request::List { limit: None },
+        },
         RequestKind::Unknown | RequestKind::Missing => {
             return Err(RequestError {
                 kind: RequestKind::Unknown,
@@ -470,6 +520,16 @@ pub fn encode_greeting(out: &mut Vec<u8>) {
     put_end(out);
 }
 
+/// What our daemon sends instead of the greeting to a client its access
+/// control refuses, just before it closes the connection:
+/// `refused\0<reason>\0\0`. A Postfix client reports it as an unexpected
+/// attribute where `protocol` was expected; ours as
+/// [`ReplyError::Refused`].
+pub fn encode_refusal(out: &mut Vec<u8>, reason: &[u8]) {
+    put_attr(out, ATTR_REFUSED.as_bytes(), reason);
+    put_end(out);
+}
+
 /// `status\0<n>\0`, for each status: the replies are built from whole
 /// byte strings rather than attribute by attribute (they are on the
 /// daemon's busiest path).
@@ -525,7 +585,7 @@ pub fn encode_find_dest_reply(
 /// | `find_endp` | `status\01\0property\0\0\0` |
 /// | `find_dest` | `status\01\0property\0\0property\0\0\0` |
 /// | no `request` first ([`RequestKind::Missing`]) | `status\01\0\0` (Postfix sends nothing and then reads the rest as a new request) |
-/// | `stats` (cannot be malformed) | `status\01\0\0` |
+/// | `stats` (cannot be malformed), `list` (bad `limit`) | `status\01\0\0` |
 pub fn encode_malformed(out: &mut Vec<u8>, kind: RequestKind) {
     match kind {
         RequestKind::FindEndp => encode_find_endp_reply(out, Status::Bad, b""),
@@ -533,6 +593,7 @@ pub fn encode_malformed(out: &mut Vec<u8>, kind: RequestKind) {
         RequestKind::SaveEndp
         | RequestKind::SaveDest
         | RequestKind::Stats
+        | RequestKind::List
         | RequestKind::Unknown
         | RequestKind::Missing => encode_status(out, Status::Bad),
     }
@@ -570,6 +631,243 @@ pub fn encode_stats_reply(out: &mut Vec<u8>, counters: &[(&str, u64)]) {
         put_attr(out, name.as_bytes(), value.to_string().as_bytes());
     }
     put_end(out);
+}
+
+// ---------------------------------------------------------------------------
+// `list`: what is cached.
+
+/// What a `list` request returns: the cached endpoints and destinations,
+/// bounded by the request's `limit`, as the server chose and ordered them
+/// (ours: most sessions first).
+///
+/// On the wire, after `status=0`:
+///
+/// ```text
+/// endpoints=<all endpoints>  destinations=<all destinations>
+/// then per endpoint shown:    endpoint=<label> sessions=<n> oldest_age=<ms, or empty: unknown> ttl_left=<ms>
+/// then per destination shown: destination=<label> sessions=<n> bindings=<all its bindings>
+///                             and per binding shown: binding=<endpoint label> ttl_left=<ms>
+/// ```
+///
+/// ```
+/// use std::time::Duration;
+/// use scache_proto::attr::{Decoded, Decoder, Limits};
+/// use scache_proto::message::{encode_list_reply, parse_reply, Listing, ListedEndpoint, Reply, RequestKind};
+///
+/// let listing = Listing {
+///     endpoints_total: 1,
+///     destinations_total: 0,
+///     endpoints: vec![ListedEndpoint {
+///         label: b"smtp\n192.0.2.1\n25\n".to_vec(),
+///         sessions: 2,
+///         oldest_age: Some(Duration::from_millis(1500)),
+///         ttl_left: Duration::from_millis(1900),
+///     }],
+///     destinations: vec![],
+/// };
+/// let mut wire = Vec::new();
+/// encode_list_reply(&mut wire, &listing);
+/// let mut d = Decoder::new(Limits::default());
+/// let Decoded::Complete { message, .. } = d.decode(&wire) else { panic!() };
+/// let Ok(Reply::List { listing: back, .. }) = parse_reply(RequestKind::List, &message) else { panic!() };
+/// assert_eq!(back, listing);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Listing {
+    /// Endpoints with sessions in the cache (shown or not).
+    pub endpoints_total: u64,
+    /// Destinations with bindings in the cache (shown or not).
+    pub destinations_total: u64,
+    /// The endpoints shown.
+    pub endpoints: Vec<ListedEndpoint>,
+    /// The destinations shown.
+    pub destinations: Vec<ListedDestination>,
+}
+
+/// One endpoint of a [`Listing`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ListedEndpoint {
+    /// The endpoint label.
+    pub label: Vec<u8>,
+    /// Sessions cached under it.
+    pub sessions: u64,
+    /// Age of its oldest session (`None`: unknown).
+    pub oldest_age: Option<Duration>,
+    /// Time until its last session expires.
+    pub ttl_left: Duration,
+}
+
+/// One destination of a [`Listing`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ListedDestination {
+    /// The destination label.
+    pub label: Vec<u8>,
+    /// Sessions a `find_dest` could take through its bindings.
+    pub sessions: u64,
+    /// All its bindings (shown or not).
+    pub bindings_total: u64,
+    /// The bindings shown, in order.
+    pub bindings: Vec<ListedBinding>,
+}
+
+/// One binding of a [`ListedDestination`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ListedBinding {
+    /// The endpoint label it names.
+    pub endpoint: Vec<u8>,
+    /// Time until it expires.
+    pub ttl_left: Duration,
+}
+
+fn millis(d: Duration) -> String {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).to_string()
+}
+
+/// Our `list` reply (`status=0` and the listing; see [`Listing`]).
+pub fn encode_list_reply(out: &mut Vec<u8>, listing: &Listing) {
+    put_attr(out, ATTR_STATUS.as_bytes(), Status::Ok.as_wire());
+    put_attr(
+        out,
+        b"endpoints",
+        listing.endpoints_total.to_string().as_bytes(),
+    );
+    put_attr(
+        out,
+        b"destinations",
+        listing.destinations_total.to_string().as_bytes(),
+    );
+    for e in &listing.endpoints {
+        put_attr(out, b"endpoint", &e.label);
+        put_attr(out, b"sessions", e.sessions.to_string().as_bytes());
+        let age = e.oldest_age.map(millis).unwrap_or_default();
+        put_attr(out, b"oldest_age", age.as_bytes());
+        put_attr(out, b"ttl_left", millis(e.ttl_left).as_bytes());
+    }
+    for d in &listing.destinations {
+        put_attr(out, b"destination", &d.label);
+        put_attr(out, b"sessions", d.sessions.to_string().as_bytes());
+        put_attr(out, b"bindings", d.bindings_total.to_string().as_bytes());
+        for b in &d.bindings {
+            put_attr(out, b"binding", &b.endpoint);
+            put_attr(out, b"ttl_left", millis(b.ttl_left).as_bytes());
+        }
+    }
+    put_end(out);
+}
+
+/// The decoding limits a client needs for the reply to a `list` request
+/// with `limit` (`None`: [`DEFAULT_LIST_LIMIT`]), starting from its usual
+/// ones: room for every attribute the reply can hold, and values of at
+/// least 1 MiB (labels as long as a server keeps).
+pub fn list_reply_limits(base: crate::attr::Limits, limit: Option<u32>) -> crate::attr::Limits {
+    let n = u64::from(limit.unwrap_or(DEFAULT_LIST_LIMIT).min(MAX_LIST_LIMIT));
+    // 3 + 4 per endpoint + 3 per destination + 2 per binding (n per
+    // destination).
+    let attrs = 3 + 4 * n + 3 * n + 2 * n * n;
+    crate::attr::Limits {
+        max_attrs: base
+            .max_attrs
+            .max(usize::try_from(attrs).unwrap_or(usize::MAX)),
+        max_value_len: base.max_value_len.max(1 << 20),
+        ..base
+    }
+}
+
+/// Parses the attributes of a `list` reply after `status` (unknown
+/// attributes are skipped, so that a newer server may add some).
+fn parse_listing(msg: &Message<'_>) -> Result<Listing, ReplyError> {
+    fn number(name: &'static str, value: &[u8]) -> Result<u64, ReplyError> {
+        std::str::from_utf8(value)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| ReplyError::BadNumber {
+                name,
+                value: lossy(value),
+            })
+    }
+    fn ms(name: &'static str, value: &[u8]) -> Result<Duration, ReplyError> {
+        number(name, value).map(Duration::from_millis)
+    }
+    #[derive(PartialEq)]
+    enum At {
+        Top,
+        Endpoint,
+        Destination,
+        Binding,
+    }
+    let mut listing = Listing::default();
+    let mut at = At::Top;
+    for (name, value) in msg.iter().skip(1) {
+        match (name, &at) {
+            (b"endpoints", At::Top) => listing.endpoints_total = number("endpoints", value)?,
+            (b"destinations", At::Top) => {
+                listing.destinations_total = number("destinations", value)?
+            }
+            (b"endpoint", _) => {
+                listing.endpoints.push(ListedEndpoint {
+                    label: value.to_vec(),
+                    ..ListedEndpoint::default()
+                });
+                at = At::Endpoint;
+            }
+            (b"destination", _) => {
+                listing.destinations.push(ListedDestination {
+                    label: value.to_vec(),
+                    ..ListedDestination::default()
+                });
+                at = At::Destination;
+            }
+            (b"binding", At::Destination | At::Binding) => {
+                if let Some(d) = listing.destinations.last_mut() {
+                    d.bindings.push(ListedBinding {
+                        endpoint: value.to_vec(),
+                        ..ListedBinding::default()
+                    });
+                }
+                at = At::Binding;
+            }
+            (b"sessions", At::Endpoint) => {
+                if let Some(e) = listing.endpoints.last_mut() {
+                    e.sessions = number("sessions", value)?;
+                }
+            }
+            (b"oldest_age", At::Endpoint) => {
+                if let Some(e) = listing.endpoints.last_mut() {
+                    e.oldest_age = if value.is_empty() {
+                        None
+                    } else {
+                        Some(ms("oldest_age", value)?)
+                    };
+                }
+            }
+            (b"ttl_left", At::Endpoint) => {
+                if let Some(e) = listing.endpoints.last_mut() {
+                    e.ttl_left = ms("ttl_left", value)?;
+                }
+            }
+            (b"sessions", At::Destination) => {
+                if let Some(d) = listing.destinations.last_mut() {
+                    d.sessions = number("sessions", value)?;
+                }
+            }
+            (b"bindings", At::Destination) => {
+                if let Some(d) = listing.destinations.last_mut() {
+                    d.bindings_total = number("bindings", value)?;
+                }
+            }
+            (b"ttl_left", At::Binding) => {
+                if let Some(b) = listing
+                    .destinations
+                    .last_mut()
+                    .and_then(|d| d.bindings.last_mut())
+                {
+                    b.ttl_left = ms("ttl_left", value)?;
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(listing)
 }
 
 // ---------------------------------------------------------------------------
@@ -671,6 +969,12 @@ pub fn encode_request(out: &mut Vec<u8>, request: &Request<'_>) -> Result<(), En
             put_attr(out, ATTR_LABEL.as_bytes(), dest);
         }
         Request::Stats => put_attr(out, req, b"stats"),
+        Request::List { limit } => {
+            put_attr(out, req, b"list");
+            if let Some(limit) = limit {
+                put_attr(out, ATTR_LIMIT.as_bytes(), limit.to_string().as_bytes());
+            }
+        }
     }
     put_end(out);
     Ok(())
@@ -704,6 +1008,13 @@ pub enum Reply<'a> {
         /// The attributes after `status`.
         counters: Attrs<'a>,
     },
+    /// `list` (with [`Status::Ok`], the listing; otherwise empty).
+    List {
+        /// Reply status.
+        status: Status,
+        /// What the server listed.
+        listing: Listing,
+    },
 }
 
 /// Why a server message is not what the protocol expects.
@@ -726,10 +1037,23 @@ pub enum ReplyError {
         /// Value received (lossy text).
         value: String,
     },
+    /// A value that must be a number is not one.
+    BadNumber {
+        /// The attribute's name.
+        name: &'static str,
+        /// Value received (lossy text).
+        value: String,
+    },
     /// The greeting does not name the connection cache protocol.
     BadGreeting {
         /// Protocol name received (lossy text).
         protocol: String,
+    },
+    /// The server sent a refusal ([`encode_refusal`]) instead of the
+    /// greeting: its access control does not allow this client.
+    Refused {
+        /// The reason the server gave (lossy text).
+        reason: String,
     },
 }
 
@@ -742,8 +1066,14 @@ impl fmt::Display for ReplyError {
                 "unexpected attribute {found} in reply where {expected} was expected"
             ),
             ReplyError::BadStatus { value } => write!(f, "bad status value \"{value}\" in reply"),
+            ReplyError::BadNumber { name, value } => {
+                write!(f, "bad {name} value \"{value}\" in reply")
+            }
             ReplyError::BadGreeting { protocol } => {
                 write!(f, "unexpected protocol \"{protocol}\" in server greeting")
+            }
+            ReplyError::Refused { reason } => {
+                write!(f, "connection refused by the server: {reason}")
             }
         }
     }
@@ -801,6 +1131,14 @@ pub fn parse_reply<'a>(kind: RequestKind, msg: &Message<'a>) -> Result<Reply<'a>
             counters.next();
             Reply::Stats { status, counters }
         }
+        RequestKind::List => Reply::List {
+            status,
+            listing: if status == Status::Ok {
+                parse_listing(msg)?
+            } else {
+                Listing::default()
+            },
+        },
         RequestKind::SaveEndp
         | RequestKind::SaveDest
         | RequestKind::Unknown
@@ -809,7 +1147,15 @@ pub fn parse_reply<'a>(kind: RequestKind, msg: &Message<'a>) -> Result<Reply<'a>
 }
 
 /// Checks a server greeting (`protocol=connection_cache_protocol` first).
+/// A refusal (`refused=<reason>`) is [`ReplyError::Refused`].
 pub fn parse_greeting(msg: &Message<'_>) -> Result<(), ReplyError> {
+    if let Some((name, reason)) = msg.attr(0) {
+        if name == ATTR_REFUSED.as_bytes() {
+            return Err(ReplyError::Refused {
+                reason: lossy(reason),
+            });
+        }
+    }
     let protocol = expect_attr(msg, 0, ATTR_PROTOCOL)?;
     if protocol == PROTOCOL_NAME.as_bytes() {
         Ok(())
@@ -872,6 +1218,7 @@ mod tests {
             (RequestKind::Unknown, b"status\x001\x00\x00"),
             (RequestKind::Missing, b"status\x001\x00\x00"),
             (RequestKind::Stats, b"status\x001\x00\x00"),
+            (RequestKind::List, b"status\x001\x00\x00"),
             (
                 RequestKind::FindEndp,
                 b"status\x001\x00property\x00\x00\x00",
@@ -885,6 +1232,114 @@ mod tests {
             encode_malformed(&mut out, kind);
             assert_eq!(out, want, "{kind}");
         }
+    }
+
+    #[test]
+    fn list_requests() {
+        use crate::attr::{Decoded, Decoder, Limits};
+        let mut d = Decoder::new(Limits::default());
+        for (wire, want) in [
+            (&b"request\0list\0\0"[..], Ok(Request::List { limit: None })),
+            (
+                b"request\0list\0limit\x00007\0\0",
+                Ok(Request::List { limit: Some(7) }),
+            ),
+            (b"request\0list\0limit\0x\0\0", Err(RequestKind::List)),
+            (b"request\0list\0limit\0-1\0\0", Err(RequestKind::List)),
+        ] {
+            let Decoded::Complete { message, .. } = d.decode(wire) else {
+                panic!()
+            };
+            assert_eq!(
+                parse_request(&message)
+                    .map(|p| p.request)
+                    .map_err(|e| e.kind()),
+                want,
+                "{:?}",
+                Printable(wire)
+            );
+        }
+        // Anything else after `request=list` is an extra attribute.
+        let Decoded::Complete { message, .. } = d.decode(b"request\0list\0x\0y\0\0") else {
+            panic!()
+        };
+        let parsed = parse_request(&message).unwrap();
+        assert_eq!(parsed.request, Request::List { limit: None });
+        assert_eq!(parsed.extra, Some(&b"x"[..]));
+        let mut out = Vec::new();
+        encode_request(&mut out, &Request::List { limit: Some(3) }).unwrap();
+        assert_eq!(out, b"request\0list\0limit\x003\0\0");
+    }
+
+    #[test]
+    fn listing_round_trip_and_limits() {
+        use crate::attr::{Decoded, Decoder, Limits};
+        let listing = Listing {
+            endpoints_total: 9,
+            destinations_total: 4,
+            endpoints: vec![
+                ListedEndpoint {
+                    label: b"e\n1".to_vec(),
+                    sessions: 3,
+                    oldest_age: None,
+                    ttl_left: Duration::from_millis(5),
+                },
+                ListedEndpoint {
+                    label: b"e2".to_vec(),
+                    sessions: 1,
+                    oldest_age: Some(Duration::from_millis(1234)),
+                    ttl_left: Duration::ZERO,
+                },
+            ],
+            destinations: vec![ListedDestination {
+                label: b"d".to_vec(),
+                sessions: 4,
+                bindings_total: 3,
+                bindings: vec![
+                    ListedBinding {
+                        endpoint: b"e\n1".to_vec(),
+                        ttl_left: Duration::from_millis(7),
+                    },
+                    ListedBinding {
+                        endpoint: b"e2".to_vec(),
+                        ttl_left: Duration::from_millis(8),
+                    },
+                ],
+            }],
+        };
+        let mut wire = Vec::new();
+        encode_list_reply(&mut wire, &listing);
+        let mut d = Decoder::new(list_reply_limits(Limits::default(), Some(2)));
+        let Decoded::Complete { message, .. } = d.decode(&wire) else {
+            panic!()
+        };
+        let Ok(Reply::List {
+            status,
+            listing: back,
+        }) = parse_reply(RequestKind::List, &message)
+        else {
+            panic!()
+        };
+        assert_eq!(status, Status::Ok);
+        assert_eq!(back, listing);
+        // A bad number is a reply error; status 1 gives an empty listing.
+        let Decoded::Complete { message, .. } = d.decode(b"status\x000\0endpoints\0x\0\0") else {
+            panic!()
+        };
+        assert!(parse_reply(RequestKind::List, &message).is_err());
+        let Decoded::Complete { message, .. } = d.decode(b"status\x001\0\0") else {
+            panic!()
+        };
+        assert!(matches!(
+            parse_reply(RequestKind::List, &message),
+            Ok(Reply::List {
+                status: Status::Bad,
+                ..
+            })
+        ));
+        let l = list_reply_limits(Limits::default(), Some(50));
+        assert_eq!(l.max_attrs, 3 + 7 * 50 + 2 * 2500);
+        assert!(list_reply_limits(Limits::default(), Some(u32::MAX)).max_attrs > 1 << 30);
     }
 
     #[test]

@@ -19,6 +19,7 @@
 //! find_endp:  C request  S status+prop  C dummy  S fd  C dummy
 //! save_dest:  C request  S status
 //! find_dest:  C request  S status+prop+prop  C dummy  S fd  C dummy
+//! stats, list (ours): C request  S status+attributes
 //! ```
 //!
 //! Improvements over Postfix's daemon, by construction:
@@ -34,6 +35,7 @@
 //!   itself;
 //! - a client that stops in the middle of an exchange is given up after a
 //!   timeout of its own (Postfix's `ipc_timeout`), without holding up others.
+#![forbid(unsafe_code)]
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -81,6 +83,10 @@ pub trait Backend {
     /// Writes the attributes of a `stats` reply (after `status`), without
     /// the list terminator.
     fn stats(&mut self, out: &mut Vec<u8>);
+
+    /// What is cached, for a `list` request: at most `limit` endpoints, as
+    /// many destinations, and as many bindings per destination.
+    fn list(&mut self, limit: usize) -> message::Listing;
 }
 
 /// Something worth a log line that happened on a connection. The driver
@@ -660,6 +666,13 @@ impl<S> ServerConn<S> {
                 attr::put_attr(&mut self.out, b"status", b"0");
                 backend.stats(&mut self.out);
                 attr::put_end(&mut self.out);
+            }
+            Request::List { limit } => {
+                let limit = limit
+                    .unwrap_or(message::DEFAULT_LIST_LIMIT)
+                    .min(message::MAX_LIST_LIMIT);
+                let listing = backend.list(limit as usize);
+                message::encode_list_reply(&mut self.out, &listing);
             }
         }
     }

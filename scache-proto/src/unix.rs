@@ -31,8 +31,8 @@
 //! message, after installing the descriptors that did fit: they would be
 //! unreachable, hence leaked. So receiving calls `libc::recvmsg` (through
 //! `nix`'s re-export) and walks the control data itself, closing whatever
-//! arrived. Each `unsafe` block says why it is sound; the rest of the
-//! crate forbids `unsafe`.
+//! arrived. Each `unsafe` block says why it is sound; the other modules
+//! forbid `unsafe`.
 
 use std::fmt;
 use std::io;

@@ -171,3 +171,19 @@ fn cancelled_before_the_reply_closes_the_connection_only() {
     drop(_far);
     assert_eq!(open_fds(), before, "descriptors leaked");
 }
+
+/// The futures of every operation are `Send` (tasks on a multi-threaded
+/// runtime can call the client) and the client is `Clone + Send + Sync`.
+#[test]
+fn client_and_futures_are_send() {
+    fn send<T: Send>(_: &T) {}
+    fn shared<T: Clone + Send + Sync>() {}
+    shared::<AsyncClient>();
+    let client = AsyncClient::new("/nonexistent");
+    let (a, _b) = UnixStream::pair().unwrap();
+    send(&client.find_endp(b"e"));
+    send(&client.find_dest(b"d"));
+    send(&client.save_dest(Duration::from_secs(1), b"d", b"", b"e"));
+    send(&client.save_endp(Duration::from_secs(1), b"e", b"", OwnedFd::from(a)));
+    send(&client.stats());
+}

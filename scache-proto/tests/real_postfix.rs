@@ -8,8 +8,8 @@
 //! - raw exchanges check that the bytes Postfix sends are exactly the bytes
 //!   our encoders produce, for every reply shape.
 //!
-//! Skipped with a notice when the daemon is missing, unless
-//! `SCACHE_REQUIRE_POSTFIX=1` (then missing is a failure).
+//! A missing daemon fails these tests, unless `SCACHE_ALLOW_SKIP=1` (see
+//! `scache_testkit::harness::skip_or_fail`).
 
 mod common;
 
@@ -180,9 +180,15 @@ fn client_every_operation_against_postfix() {
         matches!(
             err,
             ClientError::Refused {
-                status: Status::Bad
+                status: Status::Bad,
+                ..
             }
         ),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .starts_with("the daemon does not support the stats request (status 1)"),
         "{err}"
     );
     assert!(!client.is_disabled());
@@ -399,7 +405,7 @@ fn ttl_syntax_agrees_with_postfix() {
         (b"5x", false, false),
         (b"2147483648", false, false),
         (b"4294967295", false, false),
-        // Postfix's `%u` wraps these to 1 and accepts them; protocol.md
+        // Postfix's `%u` wraps these to 1 and accepts them; docs/protocol.md
         // says to reject anything that is not a positive 31-bit integer.
         (b"4294967297", true, false),
         (b"-4294967295", true, false),

@@ -1,4 +1,4 @@
-//! Transcript tests: for every exchange of `protocol.md`, the exact bytes
+//! Transcript tests: for every exchange of `docs/protocol.md`, the exact bytes
 //! both ways, between our blocking `Client` and a scripted fake server on a
 //! real Unix socket (descriptors really pass), and through the pure
 //! `ClientExchange` fed one byte at a time.

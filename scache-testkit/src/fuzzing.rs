@@ -188,22 +188,25 @@ pub fn request_parser(data: &[u8]) {
     }
 }
 
-const ALL_KINDS: [RequestKind; 7] = [
+const ALL_KINDS: [RequestKind; 8] = [
     RequestKind::SaveEndp,
     RequestKind::FindEndp,
     RequestKind::SaveDest,
     RequestKind::FindDest,
     RequestKind::Stats,
+    RequestKind::List,
     RequestKind::Unknown,
     RequestKind::Missing,
 ];
 
-fn expected_attrs(kind: RequestKind) -> usize {
-    match kind {
-        RequestKind::SaveEndp => 4,
-        RequestKind::SaveDest => 5,
-        RequestKind::FindEndp | RequestKind::FindDest => 2,
-        _ => 1,
+fn expected_attrs(request: &scache_proto::message::Request<'_>) -> usize {
+    use scache_proto::message::Request;
+    match request {
+        Request::SaveEndp { .. } => 4,
+        Request::SaveDest { .. } => 5,
+        Request::FindEndp { .. } | Request::FindDest { .. } => 2,
+        Request::List { limit: Some(_) } => 2,
+        Request::Stats | Request::List { limit: None } => 1,
     }
 }
 
@@ -219,8 +222,7 @@ fn decode_one(wire: &[u8], limits: Limits) -> Decoder {
 fn check_request(msg: &Message<'_>) {
     match parse_request(msg) {
         Ok(parsed) => {
-            let kind = parsed.request.kind();
-            let expected = expected_attrs(kind);
+            let expected = expected_attrs(&parsed.request);
             assert_eq!(parsed.extra.is_some(), msg.len() > expected);
             if let Some(extra) = parsed.extra {
                 assert_eq!(Some(extra), msg.attr(expected).map(|(n, _)| n));
@@ -253,7 +255,7 @@ fn check_request(msg: &Message<'_>) {
                     assert!(dest_prop.is_empty() && endp_prop.is_empty());
                     status
                 }
-                Reply::Stats { status, .. } => status,
+                Reply::Stats { status, .. } | Reply::List { status, .. } => status,
             };
             assert_eq!(status, Status::Bad);
         }
@@ -281,11 +283,16 @@ pub fn client_exchange(data: &[u8]) {
         return;
     };
     let input = &input[..input.len().min(MAX_INPUT)];
-    // Bits 0-1: operation; bit 3: `stats` instead; bit 2: no built-in
+    // Bits 0-1: operation; bit 3: `stats` or `list` instead; bit 2: no built-in
     // greeting; bits 4-7: chunk size - 1.
     let chunk = usize::from(selector >> 4) + 1;
     let request = if selector & 8 != 0 {
-        Request::Stats
+        // Our extensions: bit 0 picks `list` (with a small limit) or `stats`.
+        if selector & 1 != 0 {
+            Request::List { limit: Some(2) }
+        } else {
+            Request::Stats
+        }
     } else {
         match selector & 3 {
             0 => Request::SaveEndp {
@@ -444,6 +451,8 @@ struct Recorder {
     refused_dests: u64,
     /// `stats` calls, and the attributes of the last reply.
     stats_calls: u64,
+    /// `list` requests served.
+    list_calls: u64,
     stats_attrs: usize,
 }
 
@@ -561,6 +570,20 @@ impl Backend for Recorder {
         // Each attribute is `name \0 value \0`; no terminator yet.
         self.stats_attrs = out[start..].iter().filter(|&&b| b == 0).count() / 2;
     }
+
+    fn list(&mut self, limit: usize) -> scache_proto::message::Listing {
+        self.list_calls += 1;
+        let listing = self.inner.list(limit);
+        let size = self.cache().size();
+        assert_eq!(listing.endpoints_total, size.endp_count as u64);
+        assert_eq!(listing.destinations_total, size.dest_count as u64);
+        assert!(listing.endpoints.len() <= limit && listing.destinations.len() <= limit);
+        assert!(listing
+            .endpoints
+            .windows(2)
+            .all(|w| w[0].sessions >= w[1].sessions));
+        listing
+    }
 }
 
 /// What a reply message was.
@@ -572,6 +595,7 @@ enum Sent {
     FindEndp(u8),
     FindDest(u8),
     Stats,
+    List,
 }
 
 impl Sent {
@@ -588,12 +612,13 @@ impl Sent {
             Sent::FindEndp(c) => 5 + usize::from(c),
             Sent::FindDest(c) => 8 + usize::from(c),
             Sent::Stats => 11,
+            Sent::List => 12,
         }
     }
 }
 
 /// How many replies of each kind were queued (see [`Sent::index`]).
-type SentCounts = [u64; 12];
+type SentCounts = [u64; 13];
 
 fn sent_count(counts: &SentCounts, kinds: &[Sent]) -> u64 {
     kinds.iter().map(|k| counts[k.index()]).sum()
@@ -654,6 +679,16 @@ fn classify(
                     }
                     n => panic!("reply with {n} properties"),
                 }
+            } else if rest.first().map(|(n, _)| *n) == Some(&b"endpoints"[..]) {
+                assert_eq!(code, 0, "list reply with status {code}");
+                let Ok(scache_proto::message::Reply::List { listing, .. }) =
+                    parse_reply(RequestKind::List, msg)
+                else {
+                    panic!("list reply that does not parse")
+                };
+                assert!(listing.endpoints.len() as u64 <= listing.endpoints_total);
+                assert!(listing.destinations.len() as u64 <= listing.destinations_total);
+                Sent::List
             } else {
                 assert_eq!(code, 0, "stats reply with status {code}");
                 assert_eq!(rest.len(), stats_attrs, "stats reply shape");
@@ -733,7 +768,8 @@ impl Conn {
             stream: Decoder::new(Limits {
                 max_name_len: 64,
                 max_value_len: 1 << 20,
-                max_attrs: 64,
+                // A `list` reply grows with the cache.
+                max_attrs: 1 << 20,
             }),
             appended: 0,
             consumed: 0,
@@ -743,7 +779,7 @@ impl Conn {
             prev: None,
             announced: None,
             answers: 0,
-            sent: [0; 12],
+            sent: [0; 13],
             max_feed: 0,
         };
         c.sync(0);
@@ -1042,6 +1078,7 @@ impl Driver {
                 saves: 0,
                 refused_dests: 0,
                 stats_calls: 0,
+                list_calls: 0,
                 stats_attrs: counters,
             },
             clock,
@@ -1054,7 +1091,7 @@ impl Driver {
             handed: Vec::new(),
             unexpected: 0,
             put_back_notices: 0,
-            retired_sent: [0; 12],
+            retired_sent: [0; 13],
             malformed: 0,
             no_descriptor: 0,
             events: 0,
@@ -1177,6 +1214,9 @@ impl Driver {
             self.backend.inner.evict_for_fds();
             return;
         }
+        // What is due goes first (the daemon's timer does this before it
+        // reads peer events), so every session left must be removable.
+        self.backend.inner.cache_mut().expire_due();
         let cache = self.backend.cache();
         let live: Vec<SessionHandle> = self
             .backend
@@ -1291,6 +1331,11 @@ impl Driver {
             sent_count(&sent, &[Sent::Stats]),
             b.stats_calls,
             "stats replies"
+        );
+        assert_eq!(
+            sent_count(&sent, &[Sent::List]),
+            b.list_calls,
+            "list replies"
         );
         let stats = self.backend.cache().stats();
         assert_eq!(

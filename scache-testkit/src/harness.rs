@@ -5,7 +5,7 @@
 //! status channel. The harness is used by this crate's tests, by the daemon's
 //! integration tests and by the benchmark load generator.
 //!
-//! What the child gets (see `master.md`, "The contract with Postfix's
+//! What the child gets (see `docs/master.md`, "The contract with Postfix's
 //! master(8)"):
 //!
 //! | what | value |
@@ -78,9 +78,58 @@ pub const GREETING: &[u8] = b"protocol\0connection_cache_protocol\0\0";
 /// resolves host names at start-up and can take a few seconds.
 pub const GREETING_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Environment variable: when set to `1`, tests that need Postfix's daemon
-/// fail instead of being skipped when it is missing (CI sets it).
+/// Environment variable: when set to `1`, a test that lacks what it needs
+/// always fails, even with [`ALLOW_SKIP_ENV`] set (CI sets it).
 pub const REQUIRE_POSTFIX_ENV: &str = "SCACHE_REQUIRE_POSTFIX";
+
+/// Environment variable: when set to `1` (and [`REQUIRE_POSTFIX_ENV`] is
+/// not), a test that lacks what it needs (Postfix, `promtool`, root,
+/// `prlimit`) passes after printing a `SKIPPED` notice. Without it such a
+/// test fails, naming what to install: `cargo test` shows the output of
+/// failing tests only, so a skip that passes would go unseen.
+pub const ALLOW_SKIP_ENV: &str = "SCACHE_ALLOW_SKIP";
+
+/// What a test does when it cannot run here because `missing` is missing
+/// (a sentence: "/usr/lib/postfix/sbin/scache not found"): it fails
+/// (panics) unless [`ALLOW_SKIP_ENV`]` = 1` and not
+/// [`REQUIRE_POSTFIX_ENV`]` = 1`; then it prints a `SKIPPED` notice and
+/// returns, and the test returns early.
+pub fn skip_or_fail(test_name: &str, missing: &str) {
+    let set = |name: &str| std::env::var_os(name).is_some_and(|v| v == "1");
+    match skip_verdict(
+        set(REQUIRE_POSTFIX_ENV),
+        set(ALLOW_SKIP_ENV),
+        test_name,
+        missing,
+    ) {
+        Ok(notice) => eprintln!("{notice}"),
+        Err(failure) => panic!("{failure}"),
+    }
+}
+
+/// [`skip_or_fail`]'s decision: `Ok(notice)` to skip, `Err(message)` to
+/// fail.
+fn skip_verdict(
+    require: bool,
+    allow_skip: bool,
+    test_name: &str,
+    missing: &str,
+) -> Result<String, String> {
+    if require {
+        Err(format!(
+            "{test_name}: {missing}, and {REQUIRE_POSTFIX_ENV}=1"
+        ))
+    } else if !allow_skip {
+        Err(format!(
+            "{test_name}: {missing}. Install it (see README), or set {ALLOW_SKIP_ENV}=1 to \
+             skip the tests that need it"
+        ))
+    } else {
+        Ok(format!(
+            "{test_name}: SKIPPED ({ALLOW_SKIP_ENV}=1): {missing}"
+        ))
+    }
+}
 
 /// The first listening descriptor master hands a daemon.
 pub const MASTER_LISTEN_FD: i32 = 6;
@@ -100,24 +149,15 @@ pub fn postfix_scache_path() -> Option<PathBuf> {
     }
 }
 
-/// Postfix's daemon for a test that needs it, or `None` after printing a
-/// "skipped" notice.
-///
-/// When the environment variable [`REQUIRE_POSTFIX_ENV`] is `1` a missing
-/// daemon is a test failure (panic) instead of a skip.
+/// Postfix's daemon for a test that needs it. When it is missing the test
+/// fails, unless skipping is allowed ([`skip_or_fail`]): then `None`.
 pub fn postfix_scache_for_test(test_name: &str) -> Option<PathBuf> {
     match postfix_scache_path() {
         Some(p) => Some(p),
         None => {
-            if std::env::var_os(REQUIRE_POSTFIX_ENV).is_some_and(|v| v == "1") {
-                panic!(
-                    "{test_name}: {POSTFIX_SCACHE} is missing and {REQUIRE_POSTFIX_ENV}=1 \
-                     (install Debian's postfix package)"
-                );
-            }
-            eprintln!(
-                "{test_name}: SKIPPED: {POSTFIX_SCACHE} not found (install postfix, or set \
-                 {REQUIRE_POSTFIX_ENV}=1 to make this a failure)"
+            skip_or_fail(
+                test_name,
+                &format!("{POSTFIX_SCACHE} not found (install Debian's postfix package)"),
             );
             None
         }
@@ -192,6 +232,7 @@ pub struct HarnessBuilder {
     stdout: Option<Stdio>,
     stderr: Option<Stdio>,
     keep_dir: bool,
+    tcp: bool,
 }
 
 impl HarnessBuilder {
@@ -210,6 +251,7 @@ impl HarnessBuilder {
             stdout: None,
             stderr: None,
             keep_dir: false,
+            tcp: false,
         }
     }
 
@@ -305,6 +347,13 @@ impl HarnessBuilder {
         self
     }
 
+    /// Serve a TCP listener on 127.0.0.1 (an `inet` service: `-t inet`)
+    /// instead of a Unix socket; see [`Harness::tcp_addr`].
+    pub fn tcp_listener(mut self, tcp: bool) -> Self {
+        self.tcp = tcp;
+        self
+    }
+
     /// Creates the private configuration and queue directories, the sockets
     /// and the pipe, and starts the daemon. Does not wait for it to be ready:
     /// [`Harness::connect`] does.
@@ -370,9 +419,17 @@ impl HarnessBuilder {
 
         // The listener (fd 6), the status channel (fd 5), the flow pipe (3, 4).
         let socket_path = queue_dir.join("private").join(&self.service);
-        let listener = UnixListener::bind(&socket_path)?;
-        fs::set_permissions(&socket_path, fs::Permissions::from_mode(0o666))?;
-        listener.set_nonblocking(true)?;
+        let (listener, tcp_addr): (OwnedFd, _) = if self.tcp {
+            let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+            l.set_nonblocking(true)?;
+            let addr = l.local_addr()?;
+            (l.into(), Some(addr))
+        } else {
+            let l = UnixListener::bind(&socket_path)?;
+            fs::set_permissions(&socket_path, fs::Permissions::from_mode(0o666))?;
+            l.set_nonblocking(true)?;
+            (l.into(), None)
+        };
         let (status_parent, status_child) = UnixStream::pair()?;
         let (flow_r, flow_w) = pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)?;
 
@@ -404,7 +461,8 @@ impl HarnessBuilder {
         let mut cmd = Command::new(&self.program);
         cmd.arg0(&argv0);
         if self.master_args {
-            cmd.args(["-l", "-t", "unix", "-n", &self.service]);
+            let transport = if self.tcp { "inet" } else { "unix" };
+            cmd.args(["-l", "-t", transport, "-n", &self.service]);
         }
         cmd.args(&self.args);
         cmd.env_clear();
@@ -480,6 +538,7 @@ impl HarnessBuilder {
             stop,
             threads: Mutex::new(vec![log_thread, status_thread]),
             _listener: listener,
+            tcp_addr,
             _flow: (flow_r, flow_w),
             dir: Some(dir),
             keep_dir: self.keep_dir,
@@ -577,7 +636,8 @@ pub struct Harness {
     shared: Arc<Shared>,
     stop: Arc<AtomicBool>,
     threads: Mutex<Vec<JoinHandle<()>>>,
-    _listener: UnixListener,
+    _listener: OwnedFd,
+    tcp_addr: Option<std::net::SocketAddr>,
     _flow: (OwnedFd, OwnedFd),
     dir: Option<TempDir>,
     keep_dir: bool,
@@ -602,6 +662,12 @@ impl Harness {
     /// The generation number it was given.
     pub fn generation(&self) -> u32 {
         self.generation
+    }
+
+    /// The TCP address of the listener, for a daemon started with
+    /// [`HarnessBuilder::tcp_listener`].
+    pub fn tcp_addr(&self) -> Option<std::net::SocketAddr> {
+        self.tcp_addr
     }
 
     /// Path of the listening socket (`<queue>/private/<service>`).
@@ -897,6 +963,22 @@ mod tests {
             avail: StatusRecord::AVAIL,
         };
         assert_eq!(StatusRecord::from_bytes(&r.to_bytes()), r);
+    }
+
+    #[test]
+    fn a_missing_tool_fails_unless_skipping_is_allowed() {
+        let v = |require, allow| skip_verdict(require, allow, "t", "x not found");
+        assert!(v(false, false)
+            .unwrap_err()
+            .contains("set SCACHE_ALLOW_SKIP=1"));
+        assert_eq!(
+            v(false, true),
+            Ok("t: SKIPPED (SCACHE_ALLOW_SKIP=1): x not found".into())
+        );
+        assert!(v(true, true)
+            .unwrap_err()
+            .contains("SCACHE_REQUIRE_POSTFIX=1"));
+        assert!(v(true, false).is_err());
     }
 
     #[test]

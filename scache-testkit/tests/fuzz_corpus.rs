@@ -125,6 +125,12 @@ fn requests() -> Vec<(&'static str, Vec<u8>)> {
             m(&[(b"request", b"find_dest"), (b"label", DEST)]),
         ),
         ("stats", m(&[(b"request", b"stats")])),
+        ("list", m(&[(b"request", b"list")])),
+        ("list_limit", m(&[(b"request", b"list"), (b"limit", b"3")])),
+        (
+            "list_bad_limit",
+            m(&[(b"request", b"list"), (b"limit", b"-3")]),
+        ),
         ("dummy", m(&[(b"dummy", b"")])),
         ("empty_message", m(&[])),
         (
@@ -296,6 +302,26 @@ fn replies() -> Vec<(&'static str, Vec<u8>)> {
             ]),
         ],
     );
+    push(
+        "list",
+        &[
+            &greeting,
+            &m(&[
+                (b"status", b"0"),
+                (b"endpoints", b"1"),
+                (b"destinations", b"1"),
+                (b"endpoint", ENDP),
+                (b"sessions", b"2"),
+                (b"oldest_age", b""),
+                (b"ttl_left", b"1500"),
+                (b"destination", DEST),
+                (b"sessions", b"2"),
+                (b"bindings", b"1"),
+                (b"binding", ENDP),
+                (b"ttl_left", b"1900"),
+            ]),
+        ],
+    );
     push("bad_status", &[&greeting, &m(&[(b"status", b"9")])]);
     push("status_text", &[&greeting, &m(&[(b"status", b"ok")])]);
     push("wrong_greeting", &[&m(&[(b"protocol", b"other")])]);
@@ -447,6 +473,7 @@ fn server_scripts() -> Vec<(String, Vec<u8>)> {
         all.extend(find_endp_req(e));
         all.extend(find_dest_req(d));
         all.extend(stats_req());
+        all.extend(m(&[(b"request", b"list"), (b"limit", b"2")]));
         all.extend(save_endp_req(b"5", e, b""));
         s.feed(0, &all).pump(0).feed_fd(0, b"\0").pump(0);
         add(&format!("pipelined-{tag}"), &s);
@@ -751,12 +778,13 @@ fn write_seeds() {
         }
     }
     for (name, data) in replies() {
-        // client_exchange: bits 0-1 pick the operation (bit 3: stats), bit
+        // client_exchange: bits 0-1 pick the operation (bit 3: stats, or
+        // with bit 0 list), bit
         // 2 leaves the greeting to the input, bits 4-7 the chunk size.
         let selectors: &[u8] = if data.len() > 8192 {
             &[1]
         } else {
-            &[0, 1, 2, 3, 4, 8, 0x13, 0xf1]
+            &[0, 1, 2, 3, 4, 8, 9, 0x13, 0xf1]
         };
         for &selector in selectors {
             let mut input = vec![selector];

@@ -8,9 +8,9 @@ fn readme_rust_block_is_the_example() {
     let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
     let example = std::fs::read_to_string(root.join("scache-proto/examples/readme.rs")).unwrap();
     let block: Vec<&str> = readme
-        .split("```rust\n")
+        .split("```rust,no_run\n")
         .nth(1)
-        .expect("a ```rust block in README.md")
+        .expect("a ```rust,no_run block in README.md")
         .split("\n```")
         .next()
         .unwrap()

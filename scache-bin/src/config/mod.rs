@@ -117,12 +117,25 @@ where
         .map(PathBuf::from)
 }
 
+/// Where a configuration entry came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Origin {
+    /// A `main.cf` line.
+    MainCf { path: String, line: usize },
+    /// A `-o name=value` option (or `-i`, `-m`).
+    Override,
+}
+
 /// A loaded configuration: raw `name = value` entries from `main.cf` and
 /// overrides, on top of the defaults in [`PARAMETERS`].
 #[derive(Debug, Clone)]
 pub struct Config {
     config_dir: PathBuf,
     entries: HashMap<String, String>,
+    /// Where each name was set, for [`Config::unknown_parameters`]:
+    /// `main.cf` names (path, line of the last definition) in file order,
+    /// then `-o` names in command-line order.
+    origins: Vec<(String, Origin)>,
     forced: HashMap<String, String>,
     hostname: String,
     warnings: Vec<String>,
@@ -136,6 +149,7 @@ impl Config {
         Config {
             config_dir: config_dir.to_path_buf(),
             entries: HashMap::new(),
+            origins: Vec::new(),
             forced: HashMap::new(),
             hostname: system_hostname(),
             warnings: Vec::new(),
@@ -189,6 +203,13 @@ impl Config {
                 }
             }
             self.entries.insert(name.to_string(), value.to_string());
+            self.origins.push((
+                name.to_string(),
+                Origin::MainCf {
+                    path: path.to_string(),
+                    line,
+                },
+            ));
         }
         Ok(())
     }
@@ -202,7 +223,48 @@ impl Config {
     pub fn apply_overrides(&mut self, overrides: &[Override]) {
         for o in overrides {
             self.set(&o.name, &o.value);
+            self.origins.push((o.name.clone(), Origin::Override));
         }
+    }
+
+    /// Warnings for names the daemon does not know (not in
+    /// [`PARAMETERS`]): every `-o` name, and the `scache_*` names of
+    /// `main.cf` (its other names are Postfix's, for other programs, and
+    /// stay silent). One warning per name and place, `unknown parameter
+    /// NAME (...)`, with a "did you mean" when a known name is close
+    /// (a typo). Nothing is fatal: as Postfix, the daemon ignores unused
+    /// parameters.
+    pub fn unknown_parameters(&self) -> Vec<String> {
+        let mut seen: Vec<(&str, bool)> = Vec::new();
+        let mut out = Vec::new();
+        // The last main.cf definition of a name is the one in force.
+        let last_line = |name: &str| {
+            self.origins.iter().rev().find_map(|(n, o)| match o {
+                Origin::MainCf { path, line } if n == name => Some((path.as_str(), *line)),
+                _ => None,
+            })
+        };
+        for (name, origin) in &self.origins {
+            let is_override = matches!(origin, Origin::Override);
+            if param_def(name).is_some()
+                || (!is_override && !name.starts_with("scache_"))
+                || seen.contains(&(name.as_str(), is_override))
+            {
+                continue;
+            }
+            seen.push((name.as_str(), is_override));
+            let place = match (origin, last_line(name)) {
+                (Origin::Override, _) => "-o option".to_string(),
+                (_, Some((path, line))) => format!("{path}, line {line}"),
+                (Origin::MainCf { path, line }, None) => format!("{path}, line {line}"),
+            };
+            let mut text = format!("unknown parameter {name} ({place})");
+            if let Some(close) = schema::closest_parameter(name) {
+                text.push_str(&format!("; did you mean {close}?"));
+            }
+            out.push(text);
+        }
+        out
     }
 
     /// Forces a read-only parameter (`process_name`, `service_name`): later
@@ -406,6 +468,44 @@ mod tests {
                 "host {host}, main.cf {main_cf:?}: {name}"
             );
         }
+    }
+
+    #[test]
+    fn unknown_parameters_are_named_with_a_suggestion() {
+        let mut c = test_config(
+            "scache_sesion_limit = 5\nsmtpd_banner = x\nscache_whatever = 1\n\
+             scache_sesion_limit = 6\nscache_session_limit = 7\n",
+        );
+        c.apply_overrides(&[
+            Override {
+                name: "scache_fd_reserv".into(),
+                value: "3".into(),
+            },
+            Override {
+                name: "connection_cache_ttl_limit".into(),
+                value: "3s".into(),
+            },
+            Override {
+                name: "smtp_tls_security_level".into(),
+                value: "may".into(),
+            },
+            Override {
+                name: "scache_fd_reserv".into(),
+                value: "4".into(),
+            },
+        ]);
+        assert_eq!(
+            c.unknown_parameters(),
+            vec![
+                "unknown parameter scache_sesion_limit (/etc/postfix/main.cf, line 4); \
+                 did you mean scache_session_limit?"
+                    .to_string(),
+                "unknown parameter scache_whatever (/etc/postfix/main.cf, line 3)".to_string(),
+                "unknown parameter scache_fd_reserv (-o option); did you mean scache_fd_reserve?"
+                    .to_string(),
+                "unknown parameter smtp_tls_security_level (-o option)".to_string(),
+            ]
+        );
     }
 
     /// An environment for the `*_config_dir*` functions.

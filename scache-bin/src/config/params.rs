@@ -112,6 +112,10 @@ pub struct Params {
     pub scache_allowed_uids: Vec<u32>,
     /// `scache_allowed_gids`, resolved to numbers.
     pub scache_allowed_gids: Vec<u32>,
+    /// `scache_metrics_file`; `None` (empty): no metrics file.
+    pub scache_metrics_file: Option<PathBuf>,
+    /// `scache_quit_before_close` (default no).
+    pub scache_quit_before_close: bool,
 }
 
 impl Params {
@@ -150,6 +154,7 @@ impl Params {
             config.get_time("connection_cache_status_update_time", 1, 0)?;
 
         let scache_dead_connection_eviction = config.get_bool("scache_dead_connection_eviction")?;
+        let scache_quit_before_close = config.get_bool("scache_quit_before_close")?;
         let limit = |name: &str| -> Result<Option<usize>, ConfigError> {
             let n = non_negative(config, name)?;
             Ok((n != 0).then_some(n))
@@ -165,6 +170,9 @@ impl Params {
             resolve_ids(config, &config_dir_text, "scache_allowed_uids", true)?;
         let scache_allowed_gids =
             resolve_ids(config, &config_dir_text, "scache_allowed_gids", false)?;
+        let scache_metrics_file = Some(config.get_str("scache_metrics_file")?)
+            .filter(|f| !f.is_empty())
+            .map(PathBuf::from);
 
         Ok(Params {
             syslog_facility,
@@ -195,6 +203,8 @@ impl Params {
             scache_fd_reserve,
             scache_allowed_uids,
             scache_allowed_gids,
+            scache_metrics_file,
+            scache_quit_before_close,
         })
     }
 

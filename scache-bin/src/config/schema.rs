@@ -100,12 +100,57 @@ pub const PARAMETERS: &[ParamDef] = &[
     def("scache_fd_reserve", "64", ParamKind::Int, "descriptors kept free for clients and logging (0: none)"),
     def("scache_label_length_limit", "4096", ParamKind::Int, "maximal length of a destination or endpoint label, in bytes (0: unlimited)"),
     def("scache_label_limit", "0", ParamKind::Int, "maximal number of destination plus endpoint labels (0: unlimited)"),
+    def("scache_metrics_file", "", ParamKind::Str, "when non-empty, write the metrics (Prometheus text format) to this file every connection_cache_status_update_time and at exit; relative to the working directory ($queue_directory, or the chroot jail, in master mode)"),
     def("scache_property_length_limit", "65536", ParamKind::Int, "maximal length of a dest_prop or endp_prop, in bytes (0: unlimited)"),
+    def("scache_quit_before_close", "no", ParamKind::Bool, "write QUIT to a cached session that leaves without being found (expired, evicted, at exit) before closing it; only for SMTP/LMTP sessions"),
     def("scache_session_limit", "0", ParamKind::Int, "maximal cached connections in total (0: derived from RLIMIT_NOFILE minus scache_fd_reserve)"),
     computed("service_name", ParamKind::Str, "master.cf service name: -n, else process_name (read-only)"),
     def("syslog_facility", "mail", ParamKind::Str, "syslog facility name"),
     def("syslog_name", "${multi_instance_name?{$multi_instance_name}:{postfix}}", ParamKind::Str, "first part of the log tag (tag/process_name[pid])"),
 ];
+
+/// The known parameter closest to `name` by edit distance (insertions,
+/// deletions, substitutions and swaps of two neighbours each count one),
+/// when it is close enough to be a typo: at most 1 edit for names up to 8
+/// bytes, 2 up to 16, else 3. Ties go to the first in name order.
+pub fn closest_parameter(name: &str) -> Option<&'static str> {
+    let limit = match name.len() {
+        0..=8 => 1,
+        9..=16 => 2,
+        _ => 3,
+    };
+    PARAMETERS
+        .iter()
+        .map(|p| (edit_distance(name.as_bytes(), p.name.as_bytes()), p.name))
+        .filter(|&(d, _)| d <= limit)
+        .min_by_key(|&(d, _)| d)
+        .map(|(_, n)| n)
+}
+
+/// Optimal string alignment distance between `a` and `b`.
+fn edit_distance(a: &[u8], b: &[u8]) -> usize {
+    let w = b.len() + 1;
+    let mut d = vec![0usize; (a.len() + 1) * w];
+    for i in 0..=a.len() {
+        d[i * w] = i;
+    }
+    for (j, cell) in d.iter_mut().enumerate().take(w) {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut v = (d[(i - 1) * w + j] + 1)
+                .min(d[i * w + j - 1] + 1)
+                .min(d[(i - 1) * w + j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                v = v.min(d[(i - 2) * w + j - 2] + 1);
+            }
+            d[i * w + j] = v;
+        }
+    }
+    d[a.len() * w + b.len()]
+}
 
 /// Looks up a parameter definition by name.
 pub fn param_def(name: &str) -> Option<&'static ParamDef> {
@@ -138,6 +183,29 @@ pub fn print_defaults(config: &Config) -> String {
 mod tests {
     use super::*;
     use std::path::Path;
+
+    #[test]
+    fn typos_find_their_parameter() {
+        let cases: &[(&str, Option<&str>)] = &[
+            ("scache_sesion_limit", Some("scache_session_limit")),
+            ("scache_session_limt", Some("scache_session_limit")),
+            ("scache_sessoin_limit", Some("scache_session_limit")),
+            ("scache_fd_reserv", Some("scache_fd_reserve")),
+            ("max_idel", Some("max_idle")),
+            (
+                "conection_cache_ttl_limit",
+                Some("connection_cache_ttl_limit"),
+            ),
+            ("scache_whatever", None),
+            ("smtp_tls_security_level", None),
+            ("x", None),
+        ];
+        for (name, want) in cases {
+            assert_eq!(closest_parameter(name), *want, "{name}");
+        }
+        assert_eq!(edit_distance(b"ab", b"ba"), 1);
+        assert_eq!(edit_distance(b"", b"abc"), 3);
+    }
 
     #[test]
     fn print_defaults_lists_every_parameter() {

@@ -11,8 +11,10 @@ use scache_core::{CacheSize, ConnectionCache, FoundDest, FoundEndp};
 
 use super::exchange::{ClientExchange, ProtocolError, StartError, Step};
 use super::health::{Health, Tries};
-use super::{found_dest, found_endp, saved, ttl_seconds, ClientConfig, ClientError, Done};
-use crate::message::Request;
+use super::{
+    found_dest, found_endp, no_greeting, saved, ttl_seconds, ClientConfig, ClientError, Done,
+};
+use crate::message::{Request, RequestKind};
 use crate::unix::{self, Interest};
 
 struct Connection {
@@ -137,6 +139,15 @@ impl Client {
         super::stats(self.run(&Request::Stats, None)?)
     }
 
+    /// Asks the daemon what it caches (`request=list`, our extension): at
+    /// most `limit` endpoints, destinations, and bindings per destination
+    /// (`None`: the daemon's default, 50), most sessions first. Postfix's
+    /// own daemon answers status 1, reported as [`ClientError::Refused`]
+    /// ("does not support the list request").
+    pub fn list(&mut self, limit: Option<u32>) -> Result<crate::message::Listing, ClientError> {
+        super::listing(self.run(&Request::List { limit }, None)?)
+    }
+
     /// Runs one operation under the failure policy (see the type's
     /// documentation): one try, and on failure a pause, a reconnect and a
     /// second try (only one try just after a pause); then recovery.
@@ -165,7 +176,9 @@ impl Client {
                 "problem talking to service {}: {err}",
                 self.config.path.display()
             );
-            if tried >= tries {
+            // A refusal by access control would only be repeated.
+            let denied = matches!(err, ClientError::Denied { .. });
+            if tried >= tries || denied {
                 self.health.failed(Instant::now(), self.config.recovery);
                 return Err(err);
             }
@@ -258,7 +271,7 @@ impl Client {
         let Client { out, buf, .. } = self;
         out.clear();
         while conn.exchange.poll_step() == Step::ReadBytes {
-            read_some(&mut conn, buf, out, deadline)?;
+            read_some(&mut conn, buf, out, deadline).map_err(no_greeting)?;
         }
         if conn.exchange.poll_step() != Step::Idle {
             return Err(ProtocolError::UnexpectedData.into());
@@ -349,7 +362,7 @@ impl ConnectionCache for Client {
         };
         let done = self.run(&request, Some(fd.as_fd()));
         drop(fd);
-        saved(done?)
+        saved(RequestKind::SaveEndp, done?)
     }
 
     /// Takes a session from the daemon; `Ok(None)` when none is cached
@@ -372,7 +385,7 @@ impl ConnectionCache for Client {
             dest_prop,
             endp,
         };
-        saved(self.run(&request, None)?)
+        saved(RequestKind::SaveDest, self.run(&request, None)?)
     }
 
     /// Takes a session for `dest` from the daemon; `Ok(None)` when none is

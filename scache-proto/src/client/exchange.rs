@@ -5,7 +5,8 @@ use std::fmt;
 
 use crate::attr::{DecodeError, Decoded, Decoder, Limits};
 use crate::message::{
-    self, encode_request, parse_reply, EncodeError, Reply, ReplyError, Request, RequestKind, Status,
+    self, encode_request, parse_reply, EncodeError, Listing, Reply, ReplyError, Request,
+    RequestKind, Status,
 };
 
 /// What the driver of a [`ClientExchange`] must do next.
@@ -60,6 +61,13 @@ pub enum Outcome {
         status: Status,
         /// The attributes after `status`.
         counters: Vec<(Vec<u8>, Vec<u8>)>,
+    },
+    /// `list` answered.
+    List {
+        /// Reply status.
+        status: Status,
+        /// What was listed (empty unless [`Status::Ok`]).
+        listing: Listing,
     },
 }
 
@@ -149,6 +157,8 @@ enum State {
 pub struct ClientExchange {
     decoder: Decoder,
     state: State,
+    /// The limits given at creation (a `list` raises them for its reply).
+    limits: Limits,
 }
 
 impl ClientExchange {
@@ -157,6 +167,7 @@ impl ClientExchange {
         ClientExchange {
             decoder: Decoder::new(limits),
             state: State::AwaitGreeting,
+            limits,
         }
     }
 
@@ -188,6 +199,11 @@ impl ClientExchange {
             return Err(StartError::NotIdle);
         }
         encode_request(out, request).map_err(StartError::Invalid)?;
+        // A listing may hold many more attributes than any other reply.
+        self.decoder.set_limits(match request {
+            Request::List { limit } => message::list_reply_limits(self.limits, *limit),
+            _ => self.limits,
+        });
         self.state = match request.kind() {
             RequestKind::SaveEndp => State::AwaitSaveDummy,
             kind => State::AwaitReply(kind),
@@ -311,6 +327,9 @@ impl ClientExchange {
                         status,
                         counters: counters.map(|(n, v)| (n.to_vec(), v.to_vec())).collect(),
                     }),
+                    Reply::List { status, listing } => {
+                        State::Done(Outcome::List { status, listing })
+                    }
                 }
             }
             _ => return Err(ProtocolError::OutOfSequence),
@@ -379,6 +398,20 @@ mod tests {
             .unwrap_err();
         assert_eq!(e, ProtocolError::UnexpectedData);
         assert_eq!(ex.poll_step(), Step::Broken);
+    }
+
+    #[test]
+    fn refusal_instead_of_greeting() {
+        let mut ex = ClientExchange::new(Limits::default());
+        let mut out = Vec::new();
+        let e = ex
+            .handle_bytes(b"refused\0uid 7 gid 7 is not allowed\0\0", &mut out)
+            .unwrap_err();
+        let e = crate::client::ClientError::from(e);
+        assert_eq!(
+            e.to_string(),
+            "the daemon refused the connection: uid 7 gid 7 is not allowed"
+        );
     }
 
     #[test]

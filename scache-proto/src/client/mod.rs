@@ -1,6 +1,6 @@
 //! The client side: a pure exchange state machine ([`ClientExchange`]),
 //! and two drivers of it for Rust mail servers: the blocking [`Client`]
-//! and, with the `tokio` feature, [`AsyncClient`](crate::AsyncClient).
+//! and, with the `tokio` feature, `AsyncClient`.
 //!
 //! Both behave like Postfix's `scache_clnt` where it matters to the
 //! daemon: they connect on demand to the daemon's socket, check the
@@ -38,6 +38,7 @@
 //! save_dest:  send request, read status
 //! find_dest:  send request, read status+prop+prop; if 0: as find_endp
 //! stats:      send request, read status + counters (our extension)
+//! list:       send request, read status + listing (our extension)
 //! ```
 #![forbid(unsafe_code)]
 
@@ -56,7 +57,7 @@ use std::time::{Duration, Instant};
 use scache_core::{FoundDest, FoundEndp};
 
 use crate::attr::Limits;
-use crate::message::{EncodeError, Status, MAX_TTL};
+use crate::message::{EncodeError, ReplyError, RequestKind, Status, MAX_TTL};
 use crate::unix::{self, RecvFdError};
 
 pub use blocking::Client;
@@ -177,14 +178,30 @@ pub enum ClientError {
     /// sent and the failure does not count towards recovery.
     Invalid(EncodeError),
     /// The server answered the request with a non-success status that is
-    /// not plain "not found": status 1 (the request was malformed or over
-    /// the daemon's limits, such as a label longer than
-    /// `scache_label_length_limit`), or status 2 for a save (the daemon
-    /// would not keep it).
+    /// not plain "not found": status 1 (the request was malformed, over the
+    /// daemon's wire limits, or unknown to it: Postfix's own daemon answers
+    /// `stats` and `list` so), or status 2 for a save (the daemon would not
+    /// keep it: a label or property over its length limit, or the
+    /// descriptor did not arrive). The message depends on the request.
     Refused {
+        /// The request that was refused.
+        request: RequestKind,
         /// The status received.
         status: Status,
     },
+    /// The daemon refused the connection itself, before any request: its
+    /// access control (`scache_allowed_uids`, `scache_allowed_gids`) does
+    /// not allow this process. Not tried a second time (it would be refused
+    /// again), but it counts towards [`Recovery`].
+    Denied {
+        /// The reason the daemon gave.
+        reason: String,
+    },
+    /// The daemon closed the connection before sending its greeting. Our
+    /// daemon sends a refusal first ([`ClientError::Denied`]); Postfix's
+    /// closes without a word when it cannot serve (and a daemon that
+    /// crashed or is at its connection limit looks the same).
+    NoGreeting,
     /// Connecting, sending or receiving failed.
     Io(io::Error),
     /// The operation did not complete within the timeout.
@@ -219,12 +236,46 @@ impl fmt::Display for ClientError {
                 retry_in.as_secs_f64()
             ),
             ClientError::Invalid(e) => write!(f, "invalid request: {e}"),
-            ClientError::Refused { status } => write!(f, "server answered status {status}"),
+            ClientError::Refused { request, status } => refusal_text(f, *request, *status),
+            ClientError::Denied { reason } => {
+                write!(f, "the daemon refused the connection: {reason}")
+            }
+            ClientError::NoGreeting => f.write_str(
+                "the daemon closed the connection without a greeting (not allowed to connect? \
+                 see scache_allowed_uids and scache_allowed_gids, or the socket's permissions)",
+            ),
             ClientError::Io(e) => e.fmt(f),
             ClientError::Timeout => f.write_str("timeout"),
             ClientError::Closed => f.write_str("connection closed by server"),
             ClientError::Protocol(e) => write!(f, "protocol error: {e}"),
         }
+    }
+}
+
+/// The message of [`ClientError::Refused`]: what the status means for the
+/// request that got it.
+fn refusal_text(f: &mut fmt::Formatter<'_>, request: RequestKind, status: Status) -> fmt::Result {
+    match (request, status) {
+        (RequestKind::SaveEndp, Status::Fail) => f.write_str(
+            "the daemon refused to cache the session (status 2): over one of its limits \
+             (label or property length) or the descriptor did not arrive",
+        ),
+        (RequestKind::SaveDest, Status::Fail) => f.write_str(
+            "the daemon refused to cache the binding (status 2): a label or the property \
+             is over its length limit",
+        ),
+        (RequestKind::Stats | RequestKind::List, Status::Bad) => write!(
+            f,
+            "the daemon does not support the {request} request (status 1): it is not \
+             scache-rs (Postfix's own scache(8) knows only save_endp, find_endp, save_dest \
+             and find_dest) or an older version"
+        ),
+        (_, Status::Bad) => write!(
+            f,
+            "the daemon rejected the {request} request as malformed (status 1): for example a \
+             label or property over its wire limit"
+        ),
+        (_, status) => write!(f, "the daemon answered {request} with status {status}"),
     }
 }
 
@@ -241,7 +292,10 @@ impl std::error::Error for ClientError {
 
 impl From<ProtocolError> for ClientError {
     fn from(e: ProtocolError) -> Self {
-        ClientError::Protocol(e)
+        match e {
+            ProtocolError::Reply(ReplyError::Refused { reason }) => ClientError::Denied { reason },
+            e => ClientError::Protocol(e),
+        }
     }
 }
 
@@ -280,15 +334,28 @@ fn reusable(
     !too_old && !too_idle && silent && exchange.poll_step() == Step::Idle
 }
 
-/// Connects to the daemon (non-blocking, close-on-exec), naming the socket
-/// in the error.
+/// Connects to the daemon (non-blocking, close-on-exec). The error says
+/// "cannot connect: ..." without the path: the callers' messages name it
+/// already (`problem talking to service PATH: cannot connect: ...`).
 fn connect(path: &Path) -> Result<OwnedFd, ClientError> {
     unix::connect_stream(path).map_err(|e| {
-        ClientError::Io(io::Error::new(
-            e.kind(),
-            format!("connect to {}: {e}", path.display()),
-        ))
+        let text = e.to_string();
+        // Rust's " (os error N)" suffix says nothing more to a person.
+        let text = match text.rfind(" (os error ") {
+            Some(i) => &text[..i],
+            None => &text,
+        };
+        ClientError::Io(io::Error::new(e.kind(), format!("cannot connect: {text}")))
     })
+}
+
+/// While waiting for the greeting, the server closing the connection is
+/// [`ClientError::NoGreeting`].
+fn no_greeting(e: ClientError) -> ClientError {
+    match e {
+        ClientError::Closed => ClientError::NoGreeting,
+        e => e,
+    }
 }
 
 /// What one successful exchange produced.
@@ -309,11 +376,11 @@ fn ttl_seconds(ttl: Duration) -> Result<u32, ClientError> {
     Ok(u32::try_from(secs).unwrap_or(MAX_TTL).min(MAX_TTL))
 }
 
-/// The result of a save exchange.
-fn saved(done: Done) -> Result<(), ClientError> {
+/// The result of a save exchange (`request` is `SaveEndp` or `SaveDest`).
+fn saved(request: RequestKind, done: Done) -> Result<(), ClientError> {
     match done.outcome {
         Outcome::Saved(Status::Ok) => Ok(()),
-        Outcome::Saved(status) => Err(ClientError::Refused { status }),
+        Outcome::Saved(status) => Err(ClientError::Refused { request, status }),
         _ => Err(ProtocolError::OutOfSequence.into()),
     }
 }
@@ -335,7 +402,10 @@ fn found_endp(done: Done) -> Result<Option<FoundEndp<OwnedFd>>, ClientError> {
             },
             _,
         ) => Ok(None),
-        (Outcome::FoundEndp { status, .. }, _) => Err(ClientError::Refused { status }),
+        (Outcome::FoundEndp { status, .. }, _) => Err(ClientError::Refused {
+            request: RequestKind::FindEndp,
+            status,
+        }),
         _ => Err(ProtocolError::OutOfSequence.into()),
     }
 }
@@ -362,7 +432,25 @@ fn found_dest(done: Done) -> Result<Option<FoundDest<OwnedFd>>, ClientError> {
             },
             _,
         ) => Ok(None),
-        (Outcome::FoundDest { status, .. }, _) => Err(ClientError::Refused { status }),
+        (Outcome::FoundDest { status, .. }, _) => Err(ClientError::Refused {
+            request: RequestKind::FindDest,
+            status,
+        }),
+        _ => Err(ProtocolError::OutOfSequence.into()),
+    }
+}
+
+/// The listing of a `list` exchange.
+fn listing(done: Done) -> Result<crate::message::Listing, ClientError> {
+    match done.outcome {
+        Outcome::List {
+            status: Status::Ok,
+            listing,
+        } => Ok(listing),
+        Outcome::List { status, .. } => Err(ClientError::Refused {
+            request: RequestKind::List,
+            status,
+        }),
         _ => Err(ProtocolError::OutOfSequence.into()),
     }
 }
@@ -382,7 +470,10 @@ fn stats(done: Done) -> Result<Vec<(String, String)>, ClientError> {
                 )
             })
             .collect()),
-        Outcome::Stats { status, .. } => Err(ClientError::Refused { status }),
+        Outcome::Stats { status, .. } => Err(ClientError::Refused {
+            request: RequestKind::Stats,
+            status,
+        }),
         _ => Err(ProtocolError::OutOfSequence.into()),
     }
 }
@@ -406,9 +497,29 @@ mod tests {
         assert!(ClientError::Closed.is_failure());
         assert!(ClientError::Io(io::Error::other("x")).is_failure());
         assert!(!ClientError::Refused {
+            request: RequestKind::FindEndp,
             status: Status::Bad
         }
         .is_failure());
+        assert!(ClientError::Denied { reason: "x".into() }.is_failure());
+        assert!(ClientError::NoGreeting.is_failure());
+    }
+
+    #[test]
+    fn refusal_messages_depend_on_the_request() {
+        let text = |request, status| ClientError::Refused { request, status }.to_string();
+        let save = text(RequestKind::SaveEndp, Status::Fail);
+        assert!(
+            save.starts_with("the daemon refused to cache the session (status 2)"),
+            "{save}"
+        );
+        assert!(!save.contains("not found"), "{save}");
+        assert!(text(RequestKind::SaveDest, Status::Fail).contains("binding"));
+        assert!(
+            text(RequestKind::Stats, Status::Bad).contains("does not support the stats request")
+        );
+        assert!(text(RequestKind::FindEndp, Status::Bad).contains("find_endp request as malformed"));
+        assert!(text(RequestKind::List, Status::Bad).contains("does not support the list request"));
         assert!(!ClientError::Invalid(EncodeError::BadTtl { ttl: 0 }).is_failure());
     }
 

@@ -15,7 +15,7 @@ use tokio::sync::Semaphore;
 use super::exchange::{ClientExchange, Outcome, ProtocolError, StartError, Step};
 use super::health::{Health, Tries};
 use super::{found_dest, found_endp, saved, stats, ttl_seconds, ClientConfig, ClientError, Done};
-use crate::message::Request;
+use crate::message::{Request, RequestKind};
 use crate::unix::{self, RecvFdError};
 
 /// The time to live of a session that a cancelled `find_endp` received
@@ -171,7 +171,7 @@ impl AsyncClient {
         };
         let done = self.run(&request, Some(fd.as_fd())).await;
         drop(fd);
-        saved(done?)
+        saved(RequestKind::SaveEndp, done?)
     }
 
     /// Takes the oldest session cached under `endp`; `Ok(None)` when none
@@ -194,7 +194,7 @@ impl AsyncClient {
             dest_prop,
             endp,
         };
-        saved(self.run(&request, None).await?)
+        saved(RequestKind::SaveDest, self.run(&request, None).await?)
     }
 
     /// Takes a session for destination `dest` through its bindings;
@@ -207,6 +207,12 @@ impl AsyncClient {
     /// [`Client::stats`](super::Client::stats)).
     pub async fn stats(&self) -> Result<Vec<(String, String)>, ClientError> {
         stats(self.run(&Request::Stats, None).await?)
+    }
+
+    /// Asks our daemon what it caches (see
+    /// [`Client::list`](super::Client::list)).
+    pub async fn list(&self, limit: Option<u32>) -> Result<crate::message::Listing, ClientError> {
+        super::listing(self.run(&Request::List { limit }, None).await?)
     }
 
     fn lock_idle(&self) -> std::sync::MutexGuard<'_, Vec<Connection>> {
@@ -259,7 +265,9 @@ impl AsyncClient {
                 "problem talking to service {}: {err}",
                 config.path.display()
             );
-            if tried >= tries {
+            // A refusal by access control would only be repeated.
+            let denied = matches!(err, ClientError::Denied { .. });
+            if tried >= tries || denied {
                 self.lock_health().failed(Instant::now(), config.recovery);
                 return Err(err);
             }
@@ -316,7 +324,9 @@ impl AsyncClient {
         };
         let mut out = Vec::new();
         while conn.exchange.poll_step() == Step::ReadBytes {
-            read_some(&mut conn, &mut out).await?;
+            read_some(&mut conn, &mut out)
+                .await
+                .map_err(super::no_greeting)?;
         }
         if conn.exchange.poll_step() != Step::Idle {
             return Err(ProtocolError::UnexpectedData.into());

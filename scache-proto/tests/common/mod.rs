@@ -136,7 +136,7 @@ pub fn hand_over(s: &mut UnixStream, fd: impl AsFd) {
 #[track_caller]
 pub fn assert_refused(err: scache_proto::ClientError, status: scache_proto::message::Status) {
     assert!(
-        matches!(&err, scache_proto::ClientError::Refused { status: s } if *s == status),
+        matches!(&err, scache_proto::ClientError::Refused { status: s, .. } if *s == status),
         "want a refusal with {status:?}, got {err}"
     );
 }
