@@ -8,7 +8,7 @@
 #   BASE   the commit to diff against (default HEAD~1: the last commit).
 #
 # Environment:
-#   MUTANTS_BUDGET   seconds for all three packages together (default 480)
+#   MUTANTS_BUDGET   seconds for all three packages together (default 360)
 #   MUTANTS_JOBS     parallel cargo-mutants jobs (default 2)
 #   MUTANTS_TIMEOUT  test timeout per mutant, seconds (default 90)
 #   MUTANTS_OUT      where the mutants.out directories go
@@ -34,7 +34,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 cd "$here/.."
 
 base="${1:-HEAD~1}"
-budget="${MUTANTS_BUDGET:-480}"
+budget="${MUTANTS_BUDGET:-360}"
 jobs="${MUTANTS_JOBS:-2}"
 test_timeout="${MUTANTS_TIMEOUT:-90}"
 out="${MUTANTS_OUT:-target/mutants-diff}"
