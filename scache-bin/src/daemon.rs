@@ -166,6 +166,19 @@ pub struct Daemon {
     metrics: Option<MetricsFile>,
 }
 
+/// Blocks SIGTERM and SIGINT in the calling thread (and the threads it
+/// starts later), so that they wait for the event loop's signalfd instead
+/// of killing the process. Start-up calls it before it binds or accepts
+/// anything: a SIGTERM that comes as soon as the socket exists still ends
+/// in an orderly shutdown. Returns the set, for the signalfd.
+pub fn block_shutdown_signals() -> io::Result<SigSet> {
+    let mut mask = SigSet::empty();
+    mask.add(Signal::SIGTERM);
+    mask.add(Signal::SIGINT);
+    mask.thread_block().map_err(io::Error::from)?;
+    Ok(mask)
+}
+
 impl Daemon {
     /// Sets up epoll, signals and the cache; nothing is served yet.
     pub fn new(
@@ -174,10 +187,7 @@ impl Daemon {
         clock: MonotonicClock,
     ) -> io::Result<Daemon> {
         let ep = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(io::Error::from)?;
-        let mut mask = SigSet::empty();
-        mask.add(Signal::SIGTERM);
-        mask.add(Signal::SIGINT);
-        mask.thread_block().map_err(io::Error::from)?;
+        let mask = block_shutdown_signals()?;
         let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
             .map_err(io::Error::from)?;
         ep.add(

@@ -18,7 +18,7 @@ use scache_core::MonotonicClock;
 
 use crate::backend::CacheBackend;
 use crate::config::{self, Config, Params};
-use crate::daemon::{AccessPolicy, Daemon, DaemonSetup, Mode};
+use crate::daemon::{block_shutdown_signals, AccessPolicy, Daemon, DaemonSetup, Mode};
 use crate::listener::Listener;
 use crate::logging::{self, fatal, Destination, LogSettings};
 use crate::options::{MasterOptions, StandaloneOptions};
@@ -29,6 +29,9 @@ fn env(name: &str) -> Option<OsString> {
 
 /// Master mode: started by Postfix's `master(8)` from `master.cf`.
 pub fn master(o: MasterOptions) -> ExitCode {
+    if let Err(e) = block_shutdown_signals() {
+        fatal(format!("cannot block SIGTERM and SIGINT: {e}"));
+    }
     // Logging first, from the environment master gave us.
     let settings = |tag: String, destination: Destination| LogSettings {
         tag,
@@ -143,6 +146,9 @@ pub fn master(o: MasterOptions) -> ExitCode {
 
 /// Standalone mode: our own socket (or one inherited from systemd).
 pub fn standalone(o: StandaloneOptions) -> ExitCode {
+    if let Err(e) = block_shutdown_signals() {
+        fatal(format!("cannot block SIGTERM and SIGINT: {e}"));
+    }
     let tag = logging::initial_tag(env, &o.process_name);
     let _ = logging::init_standalone(&tag, o.verbose);
     let dir = config::standalone_config_dir(o.config_dir.as_deref(), env);
