@@ -15,8 +15,6 @@ use std::collections::BinaryHeap;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use nix::errno::Errno;
@@ -152,7 +150,8 @@ pub struct Daemon {
     idle_since: Option<Instant>,
     listeners_paused_until: Option<Instant>,
     base_fds: usize,
-    heartbeat: Arc<AtomicU64>,
+    /// Keeps the `daemon_timeout` alarms coming (None: no watchdog).
+    _watchdog: Option<crate::watchdog::Watchdog>,
     exit: Option<ExitCause>,
     /// Our pid, for status records (read once: no getpid per request).
     pid: i32,
@@ -212,11 +211,16 @@ impl Daemon {
         }
         let now = clock.now();
         let next_stats = now.saturating_add(setup.stats_interval);
-        let heartbeat = Arc::new(AtomicU64::new(0));
-        if let Some(limit) = setup.daemon_timeout {
-            crate::watchdog::start(limit, heartbeat.clone());
-        }
-        let setup_watchdog_step = setup.daemon_timeout.map(|limit| limit / 3);
+        let watchdog = setup
+            .daemon_timeout
+            .and_then(|limit| match crate::watchdog::start(limit) {
+                Ok(w) => Some(w),
+                Err(e) => {
+                    log::warn!("cannot start the watchdog: {e}");
+                    None
+                }
+            });
+        let setup_watchdog_step = setup.daemon_timeout.map(crate::watchdog::step);
         let metrics = setup
             .metrics_file
             .clone()
@@ -244,7 +248,7 @@ impl Daemon {
             idle_since: Some(now),
             listeners_paused_until: None,
             base_fds: 0,
-            heartbeat,
+            _watchdog: watchdog,
             exit: None,
             pid: std::process::id() as i32,
             watchdog_step: setup_watchdog_step,
@@ -278,7 +282,7 @@ impl Daemon {
     }
 
     fn turn(&mut self) {
-        self.heartbeat.fetch_add(1, Ordering::Relaxed);
+        crate::watchdog::pat();
         let next_timer = self.next_timer();
         let timeout = self.poll_timeout(next_timer);
         let n = match self.epoll.wait(&mut self.events, timeout) {
