@@ -458,6 +458,29 @@ impl Decoder {
     }
 }
 
+/// The position of the first NUL byte of `bytes`, found eight bytes at a
+/// time (the strings of a request are short: a call costs a few
+/// instructions per word, where a general search routine pays more to set
+/// up than to search).
+#[inline]
+pub(crate) fn find_nul(bytes: &[u8]) -> Option<usize> {
+    let mut words = bytes.chunks_exact(8);
+    let mut at = 0;
+    for word in &mut words {
+        let word = u64::from_le_bytes(word.try_into().unwrap_or([0xff; 8]));
+        let mask = Nuls::nul_mask(word);
+        if mask != 0 {
+            return Some(at + (mask.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    words
+        .remainder()
+        .iter()
+        .position(|&b| b == 0)
+        .map(|i| at + i)
+}
+
 /// The positions of the NUL bytes of a slice, in order, found eight bytes
 /// at a time: the strings of a message are short (labels of a few dozen
 /// bytes), so one pass over machine words beats a search call per string.

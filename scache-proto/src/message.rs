@@ -54,7 +54,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::attr::{is_valid_value, put_attr, put_end, Attrs, Message, Printable};
+use crate::attr::{is_valid_value, put_attr, put_end, Attrs, Limits, Message, Printable};
 
 /// Attribute name of the request type.
 pub const ATTR_REQUEST: &str = "request";
@@ -1170,6 +1170,308 @@ pub fn parse_greeting(msg: &Message<'_>) -> Result<(), ReplyError> {
 /// `dummy`; as in Postfix, the value and any later attributes are ignored).
 pub fn is_dummy(msg: &Message<'_>) -> bool {
     matches!(msg.attr(0), Some((name, _)) if name == ATTR_DUMMY.as_bytes())
+}
+
+/// A message read by [`parse_canonical`]: the `dummy` sync message, or a
+/// request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Canonical<'a> {
+    /// A `dummy` message (one attribute, `dummy`, with any value).
+    Dummy,
+    /// A request with exactly its attributes, in order.
+    Request(Request<'a>),
+}
+
+/// The server's fast path: `input` starts with a whole message in the shape
+/// Postfix's clients send (`dummy`, or `save_endp`, `find_endp`,
+/// `save_dest` or `find_dest` with exactly their attributes, in order, a
+/// valid TTL, within `limits`). Returns the bytes it takes and what it is.
+/// Any other input (cut short, over a limit, malformed, another request, an
+/// extra attribute) gives `None` and nothing else: the caller then takes
+/// the general way, [`crate::attr::Decoder`] and [`parse_request`], which
+/// says what is wrong. Where both apply they agree (a test in this module
+/// checks it on every request shape and on every cut).
+pub(crate) fn parse_canonical<'a>(
+    input: &'a [u8],
+    limits: &Limits,
+) -> Option<(usize, Canonical<'a>)> {
+    let mut r = CanonicalReader {
+        input,
+        pos: 0,
+        attrs: 0,
+        limits,
+    };
+    if r.name(ATTR_DUMMY) {
+        r.value()?;
+        return r.end(Canonical::Dummy);
+    }
+    if !r.name(ATTR_REQUEST) {
+        return None;
+    }
+    let request = match r.value()? {
+        b"save_endp" => {
+            let ttl = r.ttl()?;
+            let endp = r.attr(ATTR_LABEL)?;
+            let endp_prop = r.attr(ATTR_PROPERTY)?;
+            Request::SaveEndp {
+                ttl,
+                endp,
+                endp_prop,
+            }
+        }
+        b"find_endp" => Request::FindEndp {
+            endp: r.attr(ATTR_LABEL)?,
+        },
+        b"save_dest" => {
+            let ttl = r.ttl()?;
+            let dest = r.attr(ATTR_LABEL)?;
+            let dest_prop = r.attr(ATTR_PROPERTY)?;
+            let endp = r.attr(ATTR_LABEL)?;
+            Request::SaveDest {
+                ttl,
+                dest,
+                dest_prop,
+                endp,
+            }
+        }
+        b"find_dest" => Request::FindDest {
+            dest: r.attr(ATTR_LABEL)?,
+        },
+        _ => return None,
+    };
+    r.end(Canonical::Request(request))
+}
+
+/// The cursor of [`parse_canonical`].
+struct CanonicalReader<'a, 'l> {
+    input: &'a [u8],
+    pos: usize,
+    attrs: usize,
+    limits: &'l Limits,
+}
+
+impl<'a> CanonicalReader<'a, '_> {
+    /// Takes `name` and its NUL if they come next (and the name is within
+    /// the limit). Inlined, so the comparison is with a constant.
+    #[inline(always)]
+    fn name(&mut self, name: &str) -> bool {
+        let name = name.as_bytes();
+        let rest = &self.input[self.pos..];
+        let found = name.len() <= self.limits.max_name_len
+            && rest.len() > name.len()
+            && rest[name.len()] == 0
+            && &rest[..name.len()] == name;
+        if found {
+            self.pos += name.len() + 1;
+        }
+        found
+    }
+
+    /// Takes a value and its NUL (within the limits).
+    #[inline(always)]
+    fn value(&mut self) -> Option<&'a [u8]> {
+        let rest = &self.input[self.pos..];
+        let len = crate::attr::find_nul(rest)?;
+        self.attrs += 1;
+        if len > self.limits.max_value_len || self.attrs > self.limits.max_attrs {
+            return None;
+        }
+        self.pos += len + 1;
+        Some(&rest[..len])
+    }
+
+    /// Takes attribute `name` and returns its value.
+    #[inline(always)]
+    fn attr(&mut self, name: &str) -> Option<&'a [u8]> {
+        if self.name(name) {
+            self.value()
+        } else {
+            None
+        }
+    }
+
+    /// Takes a valid `ttl` attribute.
+    fn ttl(&mut self) -> Option<u32> {
+        parse_ttl(self.attr(ATTR_TTL)?)
+    }
+
+    /// Takes the terminator (an empty name), ending the message with
+    /// `what`.
+    fn end(self, what: Canonical<'a>) -> Option<(usize, Canonical<'a>)> {
+        (self.input.get(self.pos) == Some(&0)).then_some((self.pos + 1, what))
+    }
+}
+
+/// The fast path agrees with the general way wherever it applies.
+#[cfg(test)]
+mod canonical_tests {
+    use super::*;
+    use crate::attr::{Decoded, Decoder};
+    use proptest::prelude::*;
+
+    /// What the general way makes of the message at the start of `input`
+    /// (bytes used, and `Canonical`'s debug text), if a whole, valid one
+    /// comes first. A dummy counts whatever follows its first attribute,
+    /// a request only without extra attributes.
+    fn general(input: &[u8], limits: Limits) -> Option<(usize, String)> {
+        let mut decoder = Decoder::new(limits);
+        let Decoded::Complete { used, message } = decoder.decode(input) else {
+            return None;
+        };
+        if is_dummy(&message) {
+            return Some((used, format!("{:?}", Canonical::Dummy)));
+        }
+        let parsed = parse_request(&message).ok()?;
+        parsed
+            .extra
+            .is_none()
+            .then(|| (used, format!("{:?}", Canonical::Request(parsed.request))))
+    }
+
+    fn fast(input: &[u8], limits: Limits) -> Option<(usize, String)> {
+        parse_canonical(input, &limits).map(|(n, c)| (n, format!("{c:?}")))
+    }
+
+    fn wire(attrs: &[(&[u8], &[u8])]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (name, value) in attrs {
+            put_attr(&mut out, name, value);
+        }
+        put_end(&mut out);
+        out
+    }
+
+    /// What Postfix's clients send: every shape is taken by the fast path,
+    /// with the same result as the general way, and no cut of it is.
+    #[test]
+    fn client_shapes_take_the_fast_path() {
+        let label: &[u8] = b"smtp\n10.0.0.1\n25\nmay\n0\n*\n";
+        let prop: &[u8] = b"tls_level=may\nreuse_count=1\n";
+        let shapes: Vec<Vec<u8>> = vec![
+            wire(&[(b"dummy", b"")]),
+            wire(&[
+                (b"request", b"save_endp"),
+                (b"ttl", b"3600"),
+                (b"label", label),
+                (b"property", prop),
+            ]),
+            wire(&[(b"request", b"find_endp"), (b"label", label)]),
+            wire(&[
+                (b"request", b"save_dest"),
+                (b"ttl", b"1"),
+                (b"label", b"smtp:example.com:1:25"),
+                (b"property", b"10.0.0.1"),
+                (b"label", label),
+            ]),
+            wire(&[
+                (b"request", b"find_dest"),
+                (b"label", b"smtp:example.com:1:25"),
+            ]),
+        ];
+        let limits = Limits::default();
+        for shape in &shapes {
+            let mut with_next = shape.clone();
+            with_next.extend_from_slice(b"dummy\0\0\0");
+            for input in [shape, &with_next] {
+                let got = fast(input, limits);
+                assert!(got.is_some(), "not taken: {:?}", Printable(input));
+                assert_eq!(got, general(input, limits));
+                assert_eq!(got.unwrap().0, shape.len());
+            }
+            for cut in 0..shape.len() {
+                assert_eq!(fast(&shape[..cut], limits), None, "cut at {cut}");
+            }
+        }
+    }
+
+    #[test]
+    fn limits_send_it_the_general_way() {
+        let msg = wire(&[(b"request", b"find_endp"), (b"label", b"0123456789")]);
+        let tight = |max_name_len, max_value_len, max_attrs| Limits {
+            max_name_len,
+            max_value_len,
+            max_attrs,
+        };
+        assert!(fast(&msg, tight(7, 10, 2)).is_some());
+        assert_eq!(fast(&msg, tight(6, 10, 2)), None, "name over");
+        assert_eq!(fast(&msg, tight(7, 9, 2)), None, "value over");
+        assert_eq!(fast(&msg, tight(7, 10, 1)), None, "too many attributes");
+    }
+
+    fn part() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            Just(b"request".to_vec()),
+            Just(b"dummy".to_vec()),
+            Just(b"ttl".to_vec()),
+            Just(b"label".to_vec()),
+            Just(b"property".to_vec()),
+            Just(b"limit".to_vec()),
+            Just(b"save_endp".to_vec()),
+            Just(b"find_endp".to_vec()),
+            Just(b"save_dest".to_vec()),
+            Just(b"find_dest".to_vec()),
+            Just(b"stats".to_vec()),
+            Just(b"3600".to_vec()),
+            Just(b"0".to_vec()),
+            Just(b" +7".to_vec()),
+            Just(b"4294967296".to_vec()),
+            Just(Vec::new()),
+            proptest::collection::vec(1u8..=255, 0..12),
+        ]
+    }
+
+    proptest! {
+        /// Strings from the protocol's vocabulary, NUL-separated, cut
+        /// anywhere, under random limits: whenever the fast path takes a
+        /// message, the general way takes the same bytes as the same thing.
+        #[test]
+        fn agrees_with_the_general_way(
+            shape in 0usize..6,
+            edits in proptest::collection::vec((0usize..3, any::<prop::sample::Index>(), part()), 0..3),
+            extra_nul in any::<bool>(),
+            cut in any::<prop::sample::Index>(),
+            max_name_len in 0usize..10,
+            max_value_len in 0usize..16,
+            max_attrs in 0usize..6,
+        ) {
+            // A client's shape (or random parts), then a few edits: a part
+            // replaced, inserted or removed.
+            let shapes: [&[&[u8]]; 5] = [
+                &[b"dummy", b""],
+                &[b"request", b"save_endp", b"ttl", b"3600", b"label", b"a", b"property", b"p"],
+                &[b"request", b"find_endp", b"label", b"a"],
+                &[b"request", b"save_dest", b"ttl", b"1", b"label", b"d", b"property", b"p", b"label", b"a"],
+                &[b"request", b"find_dest", b"label", b"d"],
+            ];
+            let mut parts: Vec<Vec<u8>> = match shapes.get(shape) {
+                Some(s) => s.iter().map(|p| p.to_vec()).collect(),
+                None => edits.iter().map(|(_, _, p)| p.clone()).collect(),
+            };
+            for (op, at, p) in edits {
+                let i = at.index(parts.len() + 1);
+                match op {
+                    0 if i < parts.len() => parts[i] = p,
+                    1 => parts.insert(i, p),
+                    _ if i < parts.len() => { parts.remove(i); }
+                    _ => {}
+                }
+            }
+            parts.push(Vec::new());
+            let mut input = Vec::new();
+            for p in &parts {
+                input.extend_from_slice(p);
+                input.push(0);
+            }
+            if extra_nul {
+                input.push(0);
+            }
+            let input = &input[..cut.index(input.len() + 1)];
+            let limits = Limits { max_name_len, max_value_len, max_attrs };
+            if let Some(got) = fast(input, limits) {
+                prop_assert_eq!(Some(got), general(input, limits));
+            }
+        }
+    }
 }
 
 #[cfg(test)]

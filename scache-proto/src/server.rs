@@ -44,7 +44,7 @@ use std::time::Duration;
 use scache_core::Instant;
 
 use crate::attr::{self, DecodeError, Decoded, Decoder, Limits};
-use crate::message::{self, parse_request, Request, RequestKind, Status};
+use crate::message::{self, parse_request, Canonical, Request, RequestKind, Status};
 
 /// How many reply bytes may wait for a slow reader before the connection
 /// stops consuming input (per connection).
@@ -519,6 +519,20 @@ impl<S> ServerConn<S> {
             if self.poll_output().len() >= self.high_water {
                 break;
             }
+            if !self.decoder.in_message() {
+                let limits = self.decoder.limits();
+                match message::parse_canonical(&data[used..], &limits) {
+                    // A dummy where a request belongs: the general way
+                    // tells what is wrong.
+                    Some((_, Canonical::Dummy)) if matches!(self.state, State::Request) => {}
+                    Some((n, message)) => {
+                        used += n;
+                        self.on_canonical(backend, message);
+                        continue;
+                    }
+                    None => {}
+                }
+            }
             let result = match self.decoder.decode(&data[used..]) {
                 Decoded::Partial => {
                     used = data.len();
@@ -543,6 +557,32 @@ impl<S> ServerConn<S> {
         message::encode_status(&mut self.out, Status::Fail);
         self.requests += 1;
         self.notices.push_back(Notice::NoDescriptor);
+    }
+
+    /// A message read by the fast path ([`message::parse_canonical`]): the
+    /// same as [`on_message`](Self::on_message) for the same bytes.
+    fn on_canonical<B: Backend<Session = S>>(&mut self, backend: &mut B, message: Canonical<'_>) {
+        match (&self.state, message) {
+            (State::Request, Canonical::Request(request)) => {
+                self.requests += 1;
+                self.serve(backend, request);
+            }
+            (State::AwaitDummyBeforeFd, Canonical::Dummy) => self.state = State::SendFd,
+            (State::AwaitDummyAfterFd, Canonical::Dummy) => self.state = State::Request,
+            (State::AwaitDummyBeforeFd, Canonical::Request(_)) => self.handle_close(
+                backend,
+                CloseReason::ProtocolViolation("expected dummy message before descriptor".into()),
+            ),
+            (State::AwaitDummyAfterFd, Canonical::Request(_)) => {
+                self.state = CloseReason::ProtocolViolation(
+                    "expected dummy message after descriptor".into(),
+                )
+                .into();
+            }
+            // A dummy where a request belongs is left to the general way
+            // (see `process`); nothing else reads input.
+            _ => {}
+        }
     }
 
     fn on_message<B: Backend<Session = S>>(
@@ -593,27 +633,36 @@ impl<S> ServerConn<S> {
             });
             return;
         }
-        let Some(msg) = self.decoder.message() else {
-            return;
-        };
-        let parsed = match parse_request(&msg) {
-            Ok(parsed) => parsed,
-            Err(e) => {
-                message::encode_malformed(&mut self.out, e.kind());
-                self.notices.push_back(Notice::Malformed {
-                    kind: e.kind(),
-                    reason: e.to_string(),
-                });
-                return;
+        // The request borrows the decoder's buffer while `serve` changes
+        // the rest of `self`: the decoder steps aside meanwhile (a move, no
+        // allocation).
+        let decoder = std::mem::replace(&mut self.decoder, Decoder::new(Limits::default()));
+        if let Some(msg) = decoder.message() {
+            match parse_request(&msg) {
+                Ok(parsed) => {
+                    if let Some(name) = parsed.extra {
+                        self.notices.push_back(Notice::ExtraAttribute {
+                            kind: parsed.request.kind(),
+                            name: String::from_utf8_lossy(name).into_owned(),
+                        });
+                    }
+                    self.serve(backend, parsed.request);
+                }
+                Err(e) => {
+                    message::encode_malformed(&mut self.out, e.kind());
+                    self.notices.push_back(Notice::Malformed {
+                        kind: e.kind(),
+                        reason: e.to_string(),
+                    });
+                }
             }
-        };
-        if let Some(name) = parsed.extra {
-            self.notices.push_back(Notice::ExtraAttribute {
-                kind: parsed.request.kind(),
-                name: String::from_utf8_lossy(name).into_owned(),
-            });
         }
-        match parsed.request {
+        self.decoder = decoder;
+    }
+
+    /// Answers a well-formed request (counted already).
+    fn serve<B: Backend<Session = S>>(&mut self, backend: &mut B, request: Request<'_>) {
+        match request {
             Request::SaveEndp {
                 ttl,
                 endp,
