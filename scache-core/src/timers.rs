@@ -56,6 +56,15 @@ pub(crate) struct Timers {
     queues: Slab<Queue>,
     by_ttl: HashMap<u64, u32>,
     order: Order,
+    /// The queue of the last push: the next push usually has the same TTL
+    /// (checked against the queue's own TTL before use).
+    hint: u32,
+    /// An empty queue kept because it was the only one: a cache whose
+    /// records all share one TTL, emptied and refilled in turn (the
+    /// daemon's save, find cycle), keeps its queue instead of making it
+    /// anew each time. Only ever the sole queue, so a record in the middle
+    /// of a queue still knows its TTL when there is one queue in use.
+    idle: Option<u32>,
 }
 
 impl Timers {
@@ -63,18 +72,7 @@ impl Timers {
     /// earlier than that of the queue's last record (true when
     /// `deadline = now + ttl` with a non-decreasing `now`).
     pub(crate) fn push<T: Node>(&mut self, nodes: &mut Slab<T>, idx: u32, ttl_ms: u64) {
-        let qid = match self.by_ttl.get(&ttl_ms) {
-            Some(&q) => q,
-            None => {
-                let q = crate::list::to_u32(self.queues.insert(Queue {
-                    ttl_ms,
-                    head: LONE,
-                    tail: LONE,
-                }));
-                self.by_ttl.insert(ttl_ms, q);
-                q
-            }
-        };
+        let qid = self.queue_of(ttl_ms);
         let sentinel = TAG | qid;
         let queue = &mut self.queues[qid as usize];
         if queue.head == LONE {
@@ -102,6 +100,35 @@ impl Timers {
                 next: sentinel,
             };
         }
+    }
+
+    /// The queue of `ttl_ms`, made if need be.
+    fn queue_of(&mut self, ttl_ms: u64) -> u32 {
+        let q = match self.queues.get(self.hint as usize) {
+            Some(queue) if queue.ttl_ms == ttl_ms => self.hint,
+            _ => match self.by_ttl.get(&ttl_ms) {
+                Some(&q) => q,
+                None => {
+                    if let Some(idle) = self.idle.take() {
+                        // Another TTL: the kept queue goes.
+                        let queue = self.queues.remove(idle as usize);
+                        self.by_ttl.remove(&queue.ttl_ms);
+                    }
+                    let q = crate::list::to_u32(self.queues.insert(Queue {
+                        ttl_ms,
+                        head: LONE,
+                        tail: LONE,
+                    }));
+                    self.by_ttl.insert(ttl_ms, q);
+                    q
+                }
+            },
+        };
+        if self.idle == Some(q) {
+            self.idle = None;
+        }
+        self.hint = q;
+        q
     }
 
     /// Records `idx` alone, in order of its own `(deadline, seq)`, with its
@@ -145,9 +172,17 @@ impl Timers {
             let key = (nodes[idx as usize].deadline(), nodes[idx as usize].seq());
             self.order.remove(&key);
             if next & TAG != 0 {
-                // It was alone: the queue goes away.
-                let queue = self.queues.remove(qid as usize);
-                self.by_ttl.remove(&queue.ttl_ms);
+                // It was alone: the queue goes away, unless it is the only
+                // one (see `idle`).
+                if self.by_ttl.len() == 1 {
+                    let queue = &mut self.queues[qid as usize];
+                    queue.head = LONE;
+                    queue.tail = LONE;
+                    self.idle = Some(qid);
+                } else {
+                    let queue = self.queues.remove(qid as usize);
+                    self.by_ttl.remove(&queue.ttl_ms);
+                }
             } else {
                 self.queues[qid as usize].head = next;
                 let new_head = &mut nodes[next as usize];
@@ -214,12 +249,13 @@ impl Timers {
         self.queues.clear();
         self.by_ttl.clear();
         self.order.clear();
+        self.idle = None;
     }
 
-    /// Number of queues in use (for tests).
+    /// Number of queues in use (for tests): the kept empty queue is not.
     #[cfg(test)]
     pub(crate) fn queue_count(&self) -> usize {
-        self.queues.len()
+        self.queues.len() - usize::from(self.idle.is_some())
     }
 }
 
