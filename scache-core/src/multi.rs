@@ -238,6 +238,10 @@ impl LabelBytes {
 /// One label, stored once.
 struct Label {
     bytes: LabelBytes,
+    /// The hash of `bytes` in the label index (kept: freeing the record and
+    /// growing the index need it, and hashing a label costs more than
+    /// keeping eight bytes).
+    hash: u64,
     /// Sessions (endpoint label) or bindings (destination label).
     list: Chain,
     /// Endpoint labels: how many bindings name this label.
@@ -1038,7 +1042,6 @@ impl<F, C: Clock> MultiCache<F, C> {
     /// absent.
     fn intern(&mut self, kind: Kind, bytes: &[u8], hash: u64) -> u32 {
         let labels = &mut self.labels;
-        let hasher = &self.hasher;
         let table = match kind {
             Kind::Endp => &mut self.endp_index,
             Kind::Dest => &mut self.dest_index,
@@ -1046,13 +1049,14 @@ impl<F, C: Clock> MultiCache<F, C> {
         let entry = table.entry(
             hash,
             |&i| labels[i as usize].bytes.as_slice() == bytes,
-            |&i| hasher.hash_one(labels[i as usize].bytes.as_slice()),
+            |&i| labels[i as usize].hash,
         );
         match entry {
             hashbrown::hash_table::Entry::Occupied(o) => *o.get(),
             hashbrown::hash_table::Entry::Vacant(v) => {
                 let l = to_u32(labels.insert(Label {
                     bytes: LabelBytes::new(bytes),
+                    hash,
                     list: Chain::EMPTY,
                     refs: 0,
                     stamp: 0,
@@ -1067,7 +1071,7 @@ impl<F, C: Clock> MultiCache<F, C> {
     /// Forgets a label record; returns its bytes.
     fn free_label(&mut self, l: u32) -> LabelBytes {
         let label = self.labels.remove(l as usize);
-        let hash = self.hasher.hash_one(label.bytes.as_slice());
+        let hash = label.hash;
         let table = match label.kind {
             Kind::Endp => &mut self.endp_index,
             Kind::Dest => &mut self.dest_index,
@@ -1442,6 +1446,7 @@ impl<F, C: Clock> MultiCache<F, C> {
                 Kind::Dest => &self.dest_index,
             };
             let hash = self.hasher.hash_one(label.bytes.as_slice());
+            assert_eq!(label.hash, hash);
             assert_eq!(table.find(hash, |&i| i == l), Some(&l));
             assert_eq!(
                 label.bytes.as_slice().len() <= INLINE_LABEL,
@@ -1605,7 +1610,7 @@ mod tests {
         assert_eq!(session_record_size::<u32>(), 56);
         assert_eq!(session_record_size::<std::os::fd::OwnedFd>(), 56);
         assert_eq!(binding_record_size(), 56);
-        assert_eq!(label_record_size(), 88);
+        assert_eq!(label_record_size(), 96);
     }
 
     #[test]
