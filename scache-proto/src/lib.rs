@@ -97,3 +97,13 @@ pub mod unix;
 #[cfg(feature = "tokio")]
 pub use client::AsyncClient;
 pub use client::{Client, ClientConfig, ClientError, Recovery};
+
+/// The server's fast path for requests in the shape Postfix's clients send,
+/// for this workspace's benchmark floor, which must parse no slower than
+/// the daemon (feature `testkit`). Not public API: no compatibility
+/// promise.
+#[cfg(feature = "testkit")]
+#[doc(hidden)]
+pub mod testkit {
+    pub use crate::message::canonical::{parse_canonical, Canonical};
+}
