@@ -10,11 +10,13 @@
 //! machines' deadlines in order, in a queue).
 #![forbid(unsafe_code)]
 
+use std::cell::Cell;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::time::Duration;
 
 use nix::errno::Errno;
@@ -39,8 +41,39 @@ use crate::watch::{peer_event_cause, SessionWatch};
 /// At most one pair of status records (busy, idle) per this much time.
 pub const STATUS_REPORT_INTERVAL: Duration = Duration::from_secs(1);
 
-/// The daemon's cache: descriptors, on the real clock.
-pub type DaemonBackend = CacheBackend<OwnedFd, MonotonicClock>;
+/// The daemon's cache: descriptors, on the event loop's clock.
+pub type DaemonBackend = CacheBackend<OwnedFd, TurnClock>;
+
+/// The time of the event loop's turn, shared by the loop and its cache:
+/// the loop reads the system's monotonic clock once after each wait
+/// ([`TurnClock::tick`]) and every cache operation of that turn uses that
+/// reading, as Postfix's event loop does with its event time. (Each cache
+/// operation reading the clock itself cost two clock reads per request.)
+#[derive(Debug, Clone, Default)]
+pub struct TurnClock {
+    source: MonotonicClock,
+    now: Rc<Cell<Instant>>,
+}
+
+impl TurnClock {
+    /// A clock whose origin is now.
+    pub fn new() -> TurnClock {
+        TurnClock::default()
+    }
+
+    /// Reads the system clock: the time of this turn, from now on.
+    pub fn tick(&self) -> Instant {
+        let now = self.source.now();
+        self.now.set(now);
+        now
+    }
+}
+
+impl Clock for TurnClock {
+    fn now(&self) -> Instant {
+        self.now.get()
+    }
+}
 
 /// How the daemon was started.
 #[derive(Debug)]
@@ -133,7 +166,7 @@ pub struct Daemon {
     setup: DaemonSetup,
     epoll: Epoll,
     watch: SessionWatch,
-    clock: MonotonicClock,
+    clock: TurnClock,
     /// The time of this loop turn (read once per turn).
     now: Instant,
     backend: DaemonBackend,
@@ -180,11 +213,7 @@ pub fn block_shutdown_signals() -> io::Result<SigSet> {
 
 impl Daemon {
     /// Sets up epoll, signals and the cache; nothing is served yet.
-    pub fn new(
-        setup: DaemonSetup,
-        backend: DaemonBackend,
-        clock: MonotonicClock,
-    ) -> io::Result<Daemon> {
+    pub fn new(setup: DaemonSetup, backend: DaemonBackend, clock: TurnClock) -> io::Result<Daemon> {
         let ep = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(io::Error::from)?;
         let mask = block_shutdown_signals()?;
         let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
@@ -209,7 +238,7 @@ impl Daemon {
             )
             .map_err(io::Error::from)?;
         }
-        let now = clock.now();
+        let now = clock.tick();
         let next_stats = now.saturating_add(setup.stats_interval);
         let watchdog = setup
             .daemon_timeout
@@ -290,7 +319,7 @@ impl Daemon {
             Err(Errno::EINTR) => 0,
             Err(e) => crate::logging::fatal(format!("epoll_wait: {e}")),
         };
-        self.now = self.clock.now();
+        self.now = self.clock.tick();
         let mut served = false;
         for i in 0..n {
             let ev = self.events[i];

@@ -14,11 +14,9 @@ use std::process::ExitCode;
 use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
 use nix::sys::resource::{getrlimit, setrlimit, Resource};
 
-use scache_core::MonotonicClock;
-
 use crate::backend::CacheBackend;
 use crate::config::{self, Config, Params};
-use crate::daemon::{block_shutdown_signals, AccessPolicy, Daemon, DaemonSetup, Mode};
+use crate::daemon::{block_shutdown_signals, AccessPolicy, Daemon, DaemonSetup, Mode, TurnClock};
 use crate::listener::Listener;
 use crate::logging::{self, fatal, Destination, LogSettings};
 use crate::options::{MasterOptions, StandaloneOptions};
@@ -245,8 +243,8 @@ fn serve(
         max_value_len: longest,
         ..wire_default
     };
-    let clock = MonotonicClock::new();
-    let mut cache = scache_core::MultiCache::with_limits(clock, limits);
+    let clock = TurnClock::new();
+    let mut cache = scache_core::MultiCache::with_limits(clock.clone(), limits);
     if params.scache_quit_before_close {
         cache.set_departure_hook(crate::backend::quit_before_close);
     }
