@@ -792,5 +792,11 @@ fn view_knows_the_age_of_a_session_put_back() {
     let taken = t.cache.take_endp(b"e").unwrap();
     t.cache.put_back(taken);
     assert_eq!(endpoints(&t)[0], ("e".into(), 1, Some(ms(300)), ms(1700)));
+    // Taken again from where it was put back (alone in the expiry order):
+    // still known, and still after a second put-back.
+    t.clock.advance(ms(200));
+    let taken = t.cache.take_endp(b"e").unwrap();
+    t.cache.put_back(taken);
+    assert_eq!(endpoints(&t)[0], ("e".into(), 1, Some(ms(500)), ms(1500)));
     t.cache.check_invariants();
 }
