@@ -950,6 +950,7 @@ impl<F, C: Clock> MultiCache<F, C> {
     // ----- internals ---------------------------------------------------------
 
     /// Reads the clock (clamped) and expires what is due.
+    #[inline]
     fn tick(&mut self) -> Instant {
         let now = self.clock.now().max(self.last_now);
         self.last_now = now;
@@ -957,7 +958,18 @@ impl<F, C: Clock> MultiCache<F, C> {
         now
     }
 
+    /// Expires everything due at `now`; returns how many records went.
+    #[inline]
     fn expire_at(&mut self, now: Instant) -> usize {
+        let due = |t: &Timers| t.next_deadline().is_some_and(|d| d <= now);
+        if !due(&self.session_timers) && !due(&self.binding_timers) {
+            return 0;
+        }
+        self.expire_loop(now)
+    }
+
+    #[cold]
+    fn expire_loop(&mut self, now: Instant) -> usize {
         let mut n = 0;
         while let Some((deadline, idx)) = self.session_timers.first() {
             if deadline > now {
@@ -1027,6 +1039,7 @@ impl<F, C: Clock> MultiCache<F, C> {
 
     // -- labels --
 
+    #[inline]
     fn lookup(&self, kind: Kind, bytes: &[u8], hash: u64) -> Option<u32> {
         let labels = &self.labels;
         let table = match kind {
@@ -1084,6 +1097,7 @@ impl<F, C: Clock> MultiCache<F, C> {
 
     /// After an insertion into `l`'s list: the label is now in use (if it
     /// was not) and the most recently saved-to.
+    #[inline]
     fn after_insert(&mut self, l: u32) {
         let label = &self.labels[l as usize];
         if label.list.len == 1 {
@@ -1098,6 +1112,7 @@ impl<F, C: Clock> MultiCache<F, C> {
     /// After `l`'s list became empty: the label is no longer in use; the
     /// record goes unless bindings still name it. Returns the bytes of a
     /// freed record.
+    #[inline]
     fn label_emptied(&mut self, l: u32) -> Option<LabelBytes> {
         let label = &self.labels[l as usize];
         match label.kind {
@@ -1115,6 +1130,7 @@ impl<F, C: Clock> MultiCache<F, C> {
     /// Marks label `l` (in use) as the most recently saved-to. O(1): the
     /// label's stamp changes and an entry is appended to the order; older
     /// entries of `l` become stale.
+    #[inline]
     fn lru_touch(&mut self, l: u32) {
         self.next_stamp += 1;
         let stamp = self.next_stamp;
@@ -1158,6 +1174,7 @@ impl<F, C: Clock> MultiCache<F, C> {
 
     /// [`unlink_session`](Self::unlink_session), also returning the
     /// session's TTL in milliseconds when the expiry queues know it at once.
+    #[inline]
     fn unlink_session_ttl(&mut self, idx: u32) -> (Session<F>, Option<LabelBytes>, Option<u64>) {
         let l = self.sessions[idx as usize].label;
         self.labels[l as usize].list.unlink(&mut self.sessions, idx);
@@ -1278,6 +1295,7 @@ impl<F, C: Clock> MultiCache<F, C> {
 
     /// Makes room for a new label in `kind`'s namespace, if `bytes` is not a
     /// label in use already.
+    #[inline]
     fn make_room_for_label(&mut self, kind: Kind, bytes: &[u8], hash: u64) {
         let Some(max) = Limits::count(self.limits.max_labels) else {
             return;
@@ -1297,6 +1315,7 @@ impl<F, C: Clock> MultiCache<F, C> {
     }
 
     /// Applies the limits before a session is added under `endp`.
+    #[inline]
     fn make_room_for_session(&mut self, endp: &[u8], hash: u64) {
         if let Some(max) = Limits::count(self.limits.max_sessions_per_endpoint) {
             if let Some(l) = self.lookup(Kind::Endp, endp, hash) {
@@ -1381,6 +1400,7 @@ impl<F, C: Clock> MultiCache<F, C> {
 
     /// Takes session `idx` of endpoint label `l`, and, if `want_label`,
     /// the label's bytes.
+    #[inline]
     fn take_session(&mut self, l: u32, idx: u32, want_label: bool) -> TakenByEndp<F> {
         let (s, freed, ttl) = self.unlink_session_ttl(idx);
         let label = match freed {

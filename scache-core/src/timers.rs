@@ -71,6 +71,7 @@ impl Timers {
     /// Appends `idx` to the queue of `ttl_ms`. Its deadline must not be
     /// earlier than that of the queue's last record (true when
     /// `deadline = now + ttl` with a non-decreasing `now`).
+    #[inline]
     pub(crate) fn push<T: Node>(&mut self, nodes: &mut Slab<T>, idx: u32, ttl_ms: u64) {
         let qid = self.queue_of(ttl_ms);
         let sentinel = TAG | qid;
@@ -103,6 +104,7 @@ impl Timers {
     }
 
     /// The queue of `ttl_ms`, made if need be.
+    #[inline]
     fn queue_of(&mut self, ttl_ms: u64) -> u32 {
         let q = match self.queues.get(self.hint as usize) {
             Some(queue) if queue.ttl_ms == ttl_ms => self.hint,
@@ -155,6 +157,7 @@ impl Timers {
     /// a lone record's own, or its queue's when the record is the queue's
     /// head or tail, or when only one queue exists (the daemon's usual
     /// case: every TTL capped at the same limit).
+    #[inline]
     pub(crate) fn remove<T: Node>(&mut self, nodes: &mut Slab<T>, idx: u32) -> Option<u64> {
         let Link { prev, next } = nodes[idx as usize].timer_link();
         *nodes[idx as usize].timer_link_mut() = Link::DETACHED;
