@@ -180,7 +180,9 @@ pub struct Daemon {
     rbuf: Vec<u8>,
     events: Vec<EpollEvent>,
     next_stats: Instant,
-    idle_since: Option<Instant>,
+    /// When the daemon exits for idleness: `max_idle` after the last
+    /// client left (None while clients are connected, or without a limit).
+    idle_until: Option<Instant>,
     listeners_paused_until: Option<Instant>,
     base_fds: usize,
     /// Keeps the `daemon_timeout` alarms coming (None: no watchdog).
@@ -188,8 +190,9 @@ pub struct Daemon {
     exit: Option<ExitCause>,
     /// Our pid, for status records (read once: no getpid per request).
     pid: i32,
-    /// A third of `daemon_timeout`: the longest wait between two turns.
-    watchdog_step: Option<Duration>,
+    /// A third of `daemon_timeout`, in milliseconds: the longest wait
+    /// between two turns.
+    watchdog_step_ms: Option<u64>,
     /// When requests were last reported to master.
     last_report: Option<Instant>,
     /// Set while serving a client event when a request was answered.
@@ -249,7 +252,10 @@ impl Daemon {
                     None
                 }
             });
-        let setup_watchdog_step = setup.daemon_timeout.map(crate::watchdog::step);
+        let watchdog_step_ms = setup.daemon_timeout.map(|limit| {
+            u64::try_from(crate::watchdog::step(limit).as_millis()).unwrap_or(u64::MAX)
+        });
+        let idle_until = setup.max_idle.map(|limit| now.saturating_add(limit));
         let metrics = setup
             .metrics_file
             .clone()
@@ -274,13 +280,13 @@ impl Daemon {
             rbuf: vec![0; 64 * 1024],
             events: vec![EpollEvent::empty(); 256],
             next_stats,
-            idle_since: Some(now),
+            idle_until,
             listeners_paused_until: None,
             base_fds: 0,
             _watchdog: watchdog,
             exit: None,
             pid: std::process::id() as i32,
-            watchdog_step: setup_watchdog_step,
+            watchdog_step_ms,
             last_report: None,
             served_in_turn: false,
             metrics,
@@ -347,7 +353,7 @@ impl Daemon {
             // master(8) is gone: exit as Postfix daemons do.
             self.exit = Some(ExitCause::MasterGone);
         }
-        if next_timer.is_some_and(|t| self.now >= t) {
+        if self.now >= next_timer {
             self.timers();
         }
     }
@@ -378,8 +384,9 @@ impl Daemon {
     /// learns that we are alive from our process and that we are gone from
     /// our exit; we learn that it is gone from the status socket's EOF.
     fn report_due(&self) -> bool {
+        const INTERVAL_MS: u64 = STATUS_REPORT_INTERVAL.as_millis() as u64;
         self.last_report.map_or(true, |at| {
-            self.now.saturating_duration_since(at) >= STATUS_REPORT_INTERVAL
+            self.now.as_millis().saturating_sub(at.as_millis()) >= INTERVAL_MS
         })
     }
 
@@ -409,43 +416,31 @@ impl Daemon {
 
     /// The earliest of every timer: statistics, cache expiry, idle exit,
     /// paused listeners, client deadlines. [`Daemon::timers`] runs when it
-    /// comes (cache operations expire what is due themselves).
-    fn next_timer(&self) -> Option<Instant> {
-        [
-            self.backend.next_deadline(),
-            self.idle_deadline(),
-            self.listeners_paused_until,
+    /// comes (cache operations expire what is due themselves). Computed
+    /// every turn, so kept to plain comparisons.
+    fn next_timer(&self) -> Instant {
+        let earliest = |t: Instant, other: Option<Instant>| other.map_or(t, |o| t.min(o));
+        let mut next = earliest(self.next_stats, self.backend.next_deadline());
+        next = earliest(next, self.idle_until);
+        next = earliest(next, self.listeners_paused_until);
+        earliest(
+            next,
             self.timeouts.peek().map(|Reverse((when, _, _))| *when),
-        ]
-        .into_iter()
-        .flatten()
-        .fold(self.next_stats, Instant::min)
-        .into()
+        )
     }
 
     /// How long to wait for events: until the next timer, and never longer
     /// than a third of `daemon_timeout` (the watchdog is fed every turn).
-    fn poll_timeout(&self, next_timer: Option<Instant>) -> PollTimeout {
-        let now = self.now;
-        let next = match (next_timer, self.watchdog_step) {
-            (Some(t), Some(step)) => Some(t.min(now.saturating_add(step))),
-            (t, step) => t.or(step.map(|s| now.saturating_add(s))),
-        };
-        match next {
-            None => PollTimeout::NONE,
-            Some(t) => {
-                let ms = t.as_millis().saturating_sub(now.as_millis());
-                // Round up so a deadline is never polled for too early.
-                PollTimeout::try_from(ms.min(i32::MAX as u64) as i32).unwrap_or(PollTimeout::MAX)
-            }
+    fn poll_timeout(&self, next_timer: Instant) -> PollTimeout {
+        let now = self.now.as_millis();
+        let mut until = next_timer.as_millis();
+        if let Some(step) = self.watchdog_step_ms {
+            until = until.min(now.saturating_add(step));
         }
-    }
-
-    fn idle_deadline(&self) -> Option<Instant> {
-        match (self.idle_since, self.setup.max_idle) {
-            (Some(since), Some(limit)) => Some(since.saturating_add(limit)),
-            _ => None,
-        }
+        // Deadlines are whole milliseconds, as the wait is: none is polled
+        // for too early.
+        let ms = until.saturating_sub(now);
+        PollTimeout::try_from(ms.min(i32::MAX as u64) as i32).unwrap_or(PollTimeout::MAX)
     }
 
     /// Everything due at this turn's time (read once per turn, after the
@@ -458,7 +453,7 @@ impl Daemon {
             self.write_metrics();
             self.next_stats = now.saturating_add(self.setup.stats_interval);
         }
-        if let Some(t) = self.idle_deadline() {
+        if let Some(t) = self.idle_until {
             if now >= t && self.exit.is_none() {
                 log::debug!("idle timeout -- exiting");
                 self.exit = Some(ExitCause::Idle);
@@ -637,7 +632,7 @@ impl Daemon {
         });
         self.backend.counters.clients_accepted += 1;
         self.backend.counters.clients_current = self.clients.len() as u64;
-        self.idle_since = None;
+        self.idle_until = None;
         log::debug!("connection established");
         // Send the greeting right away.
         self.flush_client(idx);
@@ -730,6 +725,7 @@ impl Daemon {
     }
 
     /// Writes pending output and hands over a descriptor when one is due.
+    #[inline(always)]
     fn flush_client(&mut self, idx: usize) {
         let Some(client) = self.clients.get_mut(idx) else {
             return;
@@ -778,6 +774,7 @@ impl Daemon {
 
     /// After I/O: log notices, close finished connections, set the epoll
     /// interest, and queue the client's deadline.
+    #[inline(always)]
     fn update_client(&mut self, idx: usize) {
         let Some(client) = self.clients.get_mut(idx) else {
             return;
@@ -828,7 +825,10 @@ impl Daemon {
         self.backend.counters.clients_current = self.clients.len() as u64;
         log::debug!("connection closed");
         if self.clients.is_empty() {
-            self.idle_since = Some(self.now);
+            self.idle_until = self
+                .setup
+                .max_idle
+                .map(|limit| self.now.saturating_add(limit));
             if self.exit.is_none() && self.setup.listeners.is_empty() {
                 // -S: the one client on standard input is done.
                 self.exit = Some(ExitCause::StdinDone);

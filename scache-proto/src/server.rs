@@ -484,10 +484,14 @@ impl<S> ServerConn<S> {
     }
 
     /// Processes buffered input after a step that had to wait completed.
+    #[inline]
     fn drain_pending<B: Backend<Session = S>>(&mut self, backend: &mut B) {
-        if self.pending.is_empty() {
-            return;
+        if !self.pending.is_empty() {
+            self.serve_pending(backend);
         }
+    }
+
+    fn serve_pending<B: Backend<Session = S>>(&mut self, backend: &mut B) {
         let pending = std::mem::take(&mut self.pending);
         let used = self.process(backend, &pending);
         let mut rest = pending;
