@@ -161,13 +161,10 @@ pub enum Phase {
 }
 
 /// Where the exchange stands; the session being handed over, if any, is
-/// in [`ServerConn::held`] (so that moving the state is cheap).
-impl From<CloseReason> for State {
-    fn from(reason: CloseReason) -> State {
-        State::Closed(reason)
-    }
-}
-
+/// in [`ServerConn::held`] and the reason of a close in
+/// [`ServerConn::closed`], so that the state is one small tag, matched
+/// several times per request.
+#[derive(Clone, Copy)]
 enum State {
     Request,
     AwaitFd {
@@ -178,13 +175,16 @@ enum State {
     /// The session is held.
     SendFd,
     AwaitDummyAfterFd,
-    Closed(CloseReason),
+    /// The reason is in `closed`.
+    Closed,
 }
 
 /// The server side of one client connection.
 pub struct ServerConn<S> {
     decoder: Decoder,
     state: State,
+    /// Why the connection closed (set exactly in `Closed`).
+    closed: Option<CloseReason>,
     /// The session taken for a `find_*` until its descriptor is sent (set
     /// exactly in `AwaitDummyBeforeFd` and `SendFd`).
     held: Option<S>,
@@ -227,6 +227,7 @@ impl<S> ServerConn<S> {
         ServerConn {
             decoder: Decoder::new(limits),
             state: State::Request,
+            closed: None,
             held: None,
             pending: Vec::new(),
             out,
@@ -264,16 +265,13 @@ impl<S> ServerConn<S> {
             State::AwaitDummyBeforeFd => Phase::AwaitDummyBeforeFd,
             State::SendFd => Phase::SendFd,
             State::AwaitDummyAfterFd => Phase::AwaitDummyAfterFd,
-            State::Closed(_) => Phase::Closed,
+            State::Closed => Phase::Closed,
         }
     }
 
     /// Why the connection is closed, once [`Phase::Closed`].
     pub fn close_reason(&self) -> Option<&CloseReason> {
-        match &self.state {
-            State::Closed(why) => Some(why),
-            _ => None,
-        }
+        self.closed.as_ref()
     }
 
     /// Whether the connection is between requests with nothing buffered:
@@ -281,7 +279,7 @@ impl<S> ServerConn<S> {
     pub fn is_idle(&self) -> bool {
         matches!(self.state, State::Request)
             && self.pending.is_empty()
-            && self.poll_output().is_empty()
+            && self.output_len() == 0
             && !self.decoder.in_message()
     }
 
@@ -330,7 +328,7 @@ impl<S> ServerConn<S> {
     /// `None` while it is idle (or without a timeout, or closed).
     pub fn poll_timeout(&self) -> Option<Instant> {
         let timeout = self.timeout?;
-        if self.is_idle() || matches!(self.state, State::Closed(_)) {
+        if self.is_idle() || matches!(self.state, State::Closed) {
             return None;
         }
         Some(self.last_progress.saturating_add(timeout))
@@ -357,7 +355,7 @@ impl<S> ServerConn<S> {
     /// descriptor must be sent, while too much output waits, and once closed.
     pub fn wants_input(&self) -> bool {
         match self.state {
-            State::SendFd | State::Closed(_) => false,
+            State::SendFd | State::Closed => false,
             // Input kept back must be served (by `resume`) before more is
             // read, or a fast writer that reads slowly grows it unbounded.
             _ => self.pending.is_empty() && self.below_high_water(),
@@ -365,7 +363,13 @@ impl<S> ServerConn<S> {
     }
 
     fn below_high_water(&self) -> bool {
-        self.poll_output().len() < self.high_water
+        self.output_len() < self.high_water
+    }
+
+    /// `poll_output().len()` without making the slice (`out_start` never
+    /// passes `out.len()`).
+    fn output_len(&self) -> usize {
+        self.out.len().saturating_sub(self.out_start)
     }
 
     /// The session whose descriptor the driver must send now, after
@@ -374,7 +378,7 @@ impl<S> ServerConn<S> {
     /// [`handle_fd_send_failed`](ServerConn::handle_fd_send_failed).
     pub fn poll_fd_to_send(&self) -> Option<&S> {
         match &self.state {
-            State::SendFd if self.poll_output().is_empty() => self.held.as_ref(),
+            State::SendFd if self.output_len() == 0 => self.held.as_ref(),
             _ => None,
         }
     }
@@ -412,14 +416,20 @@ impl<S> ServerConn<S> {
         self.notices.pop_front()
     }
 
+    /// Ends the exchange for `reason` (nothing is handed back here).
+    fn close(&mut self, reason: CloseReason) {
+        self.state = State::Closed;
+        self.closed = Some(reason);
+    }
+
     /// The peer closed its end (read returned EOF) or the connection is
     /// being dropped (shutdown): a session in the middle of a hand-over
     /// goes back into the cache.
     pub fn handle_close<B: Backend<Session = S>>(&mut self, backend: &mut B, reason: CloseReason) {
-        if matches!(self.state, State::Closed(_)) {
+        if matches!(self.state, State::Closed) {
             return;
         }
-        self.state = State::Closed(reason);
+        self.close(reason);
         if let Some(s) = self.held.take() {
             backend.put_back(s);
             self.notices.push_back(Notice::SessionPutBack);
@@ -436,7 +446,7 @@ impl<S> ServerConn<S> {
         data: &[u8],
         fd: Option<B::Fd>,
     ) {
-        if let State::Closed(_) = self.state {
+        if let State::Closed = self.state {
             return;
         }
         self.last_progress = now;
@@ -518,9 +528,9 @@ impl<S> ServerConn<S> {
                     }
                     continue;
                 }
-                State::SendFd | State::Closed(_) => break,
+                State::SendFd | State::Closed => break,
             }
-            if self.poll_output().len() >= self.high_water {
+            if !self.below_high_water() {
                 break;
             }
             if !self.decoder.in_message() {
@@ -577,12 +587,9 @@ impl<S> ServerConn<S> {
                 backend,
                 CloseReason::ProtocolViolation("expected dummy message before descriptor".into()),
             ),
-            (State::AwaitDummyAfterFd, Canonical::Request(_)) => {
-                self.state = CloseReason::ProtocolViolation(
-                    "expected dummy message after descriptor".into(),
-                )
-                .into();
-            }
+            (State::AwaitDummyAfterFd, Canonical::Request(_)) => self.close(
+                CloseReason::ProtocolViolation("expected dummy message after descriptor".into()),
+            ),
             // A dummy where a request belongs is left to the general way
             // (see `process`); nothing else reads input.
             _ => {}
@@ -609,12 +616,13 @@ impl<S> ServerConn<S> {
                 }
             }
             State::AwaitDummyAfterFd => {
-                self.state = if result.is_ok() && is_dummy(&self.decoder) {
-                    State::Request
+                if result.is_ok() && is_dummy(&self.decoder) {
+                    self.state = State::Request;
                 } else {
-                    CloseReason::ProtocolViolation("expected dummy message after descriptor".into())
-                        .into()
-                };
+                    self.close(CloseReason::ProtocolViolation(
+                        "expected dummy message after descriptor".into(),
+                    ));
+                }
             }
             _ => {}
         }

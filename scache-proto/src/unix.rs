@@ -241,6 +241,7 @@ pub struct Received {
 /// daemon uses for every read, so a descriptor is never lost and unexpected
 /// ones are closed. Nothing to read surfaces as
 /// [`io::ErrorKind::WouldBlock`]. `buf` must not be empty.
+#[inline]
 pub fn recv_stream(sock: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<Received> {
     if buf.is_empty() {
         return Err(io::Error::new(
@@ -266,6 +267,7 @@ struct RawReceived {
 
 /// `recvmsg(2)` with room for [`SCM_MAX_FD`] descriptors and
 /// `MSG_CMSG_CLOEXEC`; every descriptor received is owned before returning.
+#[inline]
 fn recv_raw(sock: BorrowedFd<'_>, buf: &mut [u8], flags: libc::c_int) -> io::Result<RawReceived> {
     // Not zeroed (1 KiB per read otherwise): the kernel writes the control
     // data and reports its length; only that much is ever read below.
