@@ -148,6 +148,190 @@ struct Client {
     timer_queued: bool,
 }
 
+/// Why a client's connection must close, found while serving it.
+enum Close {
+    /// The peer closed its end: answer what it asked, then close.
+    AfterFlush,
+    /// Close now, for this reason.
+    Now(CloseReason),
+}
+
+impl Close {
+    fn into_reason(self) -> CloseReason {
+        match self {
+            Close::AfterFlush => CloseReason::PeerClosed,
+            Close::Now(why) => why,
+        }
+    }
+}
+
+/// The descriptor budget: `fixed` descriptors besides the cached sessions
+/// (listeners, clients, the daemon's own), at most `limit` in all.
+#[derive(Clone, Copy)]
+struct FdRoom {
+    fixed: usize,
+    limit: usize,
+}
+
+impl FdRoom {
+    /// Makes room for `n` more descriptors by evicting the sessions
+    /// closest to expiry. Returns false when it could not.
+    fn ensure(self, backend: &mut DaemonBackend, n: usize) -> bool {
+        while self.fixed + backend.sess_count() + n > self.limit {
+            if !backend.evict_for_fds() {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+impl Client {
+    /// Reads what the client sent and serves it, until the socket is
+    /// drained or the exchange waits for something else.
+    fn read(
+        &mut self,
+        now: Instant,
+        backend: &mut DaemonBackend,
+        rbuf: &mut [u8],
+        fds: FdRoom,
+    ) -> Result<(), Close> {
+        loop {
+            if !self.conn.wants_input() {
+                return Ok(());
+            }
+            if self.conn.phase() == Phase::AwaitFd && !fds.ensure(backend, 1) {
+                log::warn!("out of descriptors: cannot receive a session");
+            }
+            match unix::recv_stream(self.sock.as_fd(), rbuf) {
+                Ok(r) if r.len == 0 && r.fd.is_none() => return Err(Close::AfterFlush),
+                Ok(mut r) => {
+                    if r.extra_fds > 0 || r.truncated {
+                        // More than one descriptor, or some lost to the
+                        // limit: none of them is kept.
+                        log::warn!(
+                            "client sent more than one descriptor or some could not be \
+                             received ({} extra{}); all closed",
+                            r.extra_fds,
+                            if r.truncated { ", truncated" } else { "" }
+                        );
+                        r.fd = None;
+                    }
+                    // A short read drained the socket (or stopped at a
+                    // descriptor, after which epoll reports the rest): only
+                    // a full buffer calls for another read now.
+                    let full = r.len == rbuf.len();
+                    self.conn.handle_input(now, backend, &rbuf[..r.len], r.fd);
+                    if !full {
+                        return Ok(());
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    // ECONNRESET and the like: the client went away.
+                    log::debug!("read client: {e}");
+                    return Err(Close::Now(CloseReason::PeerClosed));
+                }
+            }
+        }
+    }
+
+    /// Writes pending output and hands over a descriptor when one is due.
+    #[inline(always)]
+    fn flush(&mut self, now: Instant, backend: &mut DaemonBackend) -> Result<(), Close> {
+        loop {
+            let out = self.conn.poll_output();
+            if !out.is_empty() {
+                match socket::send(
+                    self.sock.as_raw_fd(),
+                    out,
+                    MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL,
+                ) {
+                    Ok(n) => {
+                        self.conn.handle_output_sent(now, n, backend);
+                        continue;
+                    }
+                    Err(Errno::EAGAIN) | Err(Errno::EINTR) => return Ok(()),
+                    Err(e) => {
+                        log::debug!("write client: {e}");
+                        return Err(Close::Now(CloseReason::PeerClosed));
+                    }
+                }
+            }
+            if let Some(session) = self.conn.poll_fd_to_send() {
+                match unix::send_fd(self.sock.as_fd(), session.fd.as_fd()) {
+                    Ok(()) => {
+                        // Our copy is closed here (its one-shot epoll
+                        // registration names a stale handle now).
+                        drop(self.conn.handle_fd_sent(now, backend));
+                        continue;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) => {
+                        log::warn!("cannot send file descriptor: {e}");
+                        self.conn.handle_fd_send_failed(backend);
+                    }
+                }
+            }
+            return Ok(());
+        }
+    }
+
+    /// After I/O: logs notices, sets the epoll interest and queues the
+    /// deadline; a finished connection must close.
+    #[inline(always)]
+    fn update(
+        &mut self,
+        idx: usize,
+        epoll: &Epoll,
+        timeouts: &mut BinaryHeap<Reverse<(Instant, usize, u64)>>,
+    ) -> Result<(), Close> {
+        while let Some(notice) = self.conn.poll_notice() {
+            log_notice(&notice);
+        }
+        if self.conn.phase() == Phase::Closed {
+            let why = self
+                .conn
+                .close_reason()
+                .cloned()
+                .unwrap_or(CloseReason::PeerClosed);
+            return Err(Close::Now(why));
+        }
+        let mut want = EpollFlags::EPOLLRDHUP;
+        if self.conn.wants_input() {
+            want |= EpollFlags::EPOLLIN;
+        }
+        if !self.conn.poll_output().is_empty() || self.conn.phase() == Phase::SendFd {
+            want |= EpollFlags::EPOLLOUT;
+        }
+        if want != self.interest {
+            let mut ev = EpollEvent::new(want, Token::Client(idx).to_u64());
+            if epoll.modify(self.sock.as_fd(), &mut ev).is_ok() {
+                self.interest = want;
+            }
+        }
+        self.queue_timeout(idx, timeouts);
+        Ok(())
+    }
+
+    /// Puts a client that is in the middle of an exchange in the timeout
+    /// queue, unless it is there already.
+    fn queue_timeout(
+        &mut self,
+        idx: usize,
+        timeouts: &mut BinaryHeap<Reverse<(Instant, usize, u64)>>,
+    ) {
+        if self.timer_queued {
+            return;
+        }
+        if let Some(when) = self.conn.poll_timeout() {
+            self.timer_queued = true;
+            timeouts.push(Reverse((when, idx, self.serial)));
+        }
+    }
+}
+
 /// Why the loop ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitCause {
@@ -184,6 +368,10 @@ pub struct Daemon {
     /// client left (None while clients are connected, or without a limit).
     idle_until: Option<Instant>,
     listeners_paused_until: Option<Instant>,
+    /// The earliest of `next_stats`, `idle_until` and
+    /// `listeners_paused_until`, kept by [`Daemon::set_own_timer`] when
+    /// one of them changes (rarely), so each turn reads one value.
+    own_timer: Instant,
     base_fds: usize,
     /// Keeps the `daemon_timeout` alarms coming (None: no watchdog).
     _watchdog: Option<crate::watchdog::Watchdog>,
@@ -195,8 +383,6 @@ pub struct Daemon {
     watchdog_step_ms: Option<u64>,
     /// When requests were last reported to master.
     last_report: Option<Instant>,
-    /// Set while serving a client event when a request was answered.
-    served_in_turn: bool,
     /// The metrics file writer, if `scache_metrics_file` is set.
     metrics: Option<MetricsFile>,
 }
@@ -282,15 +468,16 @@ impl Daemon {
             next_stats,
             idle_until,
             listeners_paused_until: None,
+            own_timer: now,
             base_fds: 0,
             _watchdog: watchdog,
             exit: None,
             pid: std::process::id() as i32,
             watchdog_step_ms,
             last_report: None,
-            served_in_turn: false,
             metrics,
         };
+        daemon.set_own_timer();
         // A first snapshot at once, so the file exists from the start.
         daemon.write_metrics();
         daemon.base_fds = count_open_fds().unwrap_or(16);
@@ -419,14 +606,27 @@ impl Daemon {
     /// comes (cache operations expire what is due themselves). Computed
     /// every turn, so kept to plain comparisons.
     fn next_timer(&self) -> Instant {
-        let earliest = |t: Instant, other: Option<Instant>| other.map_or(t, |o| t.min(o));
-        let mut next = earliest(self.next_stats, self.backend.next_deadline());
-        next = earliest(next, self.idle_until);
-        next = earliest(next, self.listeners_paused_until);
-        earliest(
-            next,
-            self.timeouts.peek().map(|Reverse((when, _, _))| *when),
-        )
+        let mut next = self.own_timer;
+        if let Some(t) = self.backend.next_deadline() {
+            next = next.min(t);
+        }
+        if let Some(Reverse((when, _, _))) = self.timeouts.peek() {
+            next = next.min(*when);
+        }
+        next
+    }
+
+    /// Recomputes `own_timer` after `next_stats`, `idle_until` or
+    /// `listeners_paused_until` changed.
+    fn set_own_timer(&mut self) {
+        let mut t = self.next_stats;
+        for other in [self.idle_until, self.listeners_paused_until]
+            .into_iter()
+            .flatten()
+        {
+            t = t.min(other);
+        }
+        self.own_timer = t;
     }
 
     /// How long to wait for events: until the next timer, and never longer
@@ -452,6 +652,7 @@ impl Daemon {
             self.backend.log_interval_stats();
             self.write_metrics();
             self.next_stats = now.saturating_add(self.setup.stats_interval);
+            self.set_own_timer();
         }
         if let Some(t) = self.idle_until {
             if now >= t && self.exit.is_none() {
@@ -462,6 +663,7 @@ impl Daemon {
         if let Some(t) = self.listeners_paused_until {
             if now >= t {
                 self.listeners_paused_until = None;
+                self.set_own_timer();
                 self.set_listeners(true);
             }
         }
@@ -511,31 +713,19 @@ impl Daemon {
     /// Puts a client that is in the middle of an exchange in the timeout
     /// queue, unless it is there already.
     fn queue_timeout(&mut self, idx: usize) {
-        let Some(client) = self.clients.get_mut(idx) else {
-            return;
-        };
-        if client.timer_queued {
-            return;
+        if let Some(client) = self.clients.get_mut(idx) {
+            client.queue_timeout(idx, &mut self.timeouts);
         }
-        if let Some(when) = client.conn.poll_timeout() {
-            client.timer_queued = true;
-            self.timeouts.push(Reverse((when, idx, client.serial)));
-        }
-    }
-
-    fn open_fds(&self) -> usize {
-        self.base_fds + self.clients.len() + self.backend.sess_count()
     }
 
     /// Makes room for `n` more descriptors below the limit by evicting the
     /// sessions closest to expiry. Returns false when it could not.
     fn ensure_fd_headroom(&mut self, n: usize) -> bool {
-        while self.open_fds() + n > self.setup.fd_limit {
-            if !self.backend.evict_for_fds() {
-                return false;
-            }
+        FdRoom {
+            fixed: self.base_fds + self.clients.len(),
+            limit: self.setup.fd_limit,
         }
-        true
+        .ensure(&mut self.backend, n)
     }
 
     fn accept_clients(&mut self, index: usize) {
@@ -568,6 +758,7 @@ impl Daemon {
                     self.set_listeners(false);
                     self.listeners_paused_until =
                         Some(self.now.saturating_add(Duration::from_millis(100)));
+                    self.set_own_timer();
                     return;
                 }
                 Err(e) => {
@@ -633,6 +824,7 @@ impl Daemon {
         self.backend.counters.clients_accepted += 1;
         self.backend.counters.clients_current = self.clients.len() as u64;
         self.idle_until = None;
+        self.set_own_timer();
         log::debug!("connection established");
         // Send the greeting right away.
         self.flush_client(idx);
@@ -640,171 +832,74 @@ impl Daemon {
     }
 
     /// Serves one client's readiness; returns whether a request was
-    /// answered (for master's status records).
+    /// answered (for master's status records). The client is looked up
+    /// once: reading, writing and the epoll interest work on it directly.
     fn client_event(&mut self, idx: usize, flags: EpollFlags) -> bool {
-        if !self.clients.contains(idx) {
+        let fds = FdRoom {
+            fixed: self.base_fds + self.clients.len(),
+            limit: self.setup.fd_limit,
+        };
+        let Daemon {
+            clients,
+            backend,
+            rbuf,
+            now,
+            epoll,
+            timeouts,
+            ..
+        } = self;
+        let Some(client) = clients.get_mut(idx) else {
             return false;
-        }
-        self.served_in_turn = false;
+        };
         let readable = flags.intersects(
             EpollFlags::EPOLLIN
                 | EpollFlags::EPOLLHUP
                 | EpollFlags::EPOLLERR
                 | EpollFlags::EPOLLRDHUP,
         );
+        let mut outcome = Ok(());
         if readable {
-            self.read_client(idx);
+            outcome = client.read(*now, backend, rbuf, fds);
         }
-        if self.clients.contains(idx) {
-            self.flush_client(idx);
-            self.update_client(idx);
+        if let Err(Close::AfterFlush) = outcome {
+            // Answer what was asked before the (half-)close, then go.
+            outcome = client
+                .flush(*now, backend)
+                .and(Err(Close::Now(CloseReason::PeerClosed)));
         }
-        if let Some(client) = self.clients.get_mut(idx) {
-            self.served_in_turn |= client.conn.requests() > client.reported;
-            client.reported = client.conn.requests();
+        if outcome.is_ok() {
+            outcome = client.flush(*now, backend);
         }
-        self.served_in_turn
-    }
-
-    fn read_client(&mut self, idx: usize) {
-        loop {
-            let Some(client) = self.clients.get(idx) else {
-                return;
-            };
-            if !client.conn.wants_input() {
-                return;
-            }
-            if client.conn.phase() == Phase::AwaitFd && !self.ensure_fd_headroom(1) {
-                log::warn!("out of descriptors: cannot receive a session");
-            }
-            let client = &mut self.clients[idx];
-            let got = unix::recv_stream(client.sock.as_fd(), &mut self.rbuf);
-            match got {
-                Ok(r) if r.len == 0 && r.fd.is_none() => {
-                    // Answer what was asked before the (half-)close, then go.
-                    self.flush_client(idx);
-                    self.close_client(idx, CloseReason::PeerClosed);
-                    return;
-                }
-                Ok(mut r) => {
-                    if r.extra_fds > 0 || r.truncated {
-                        // More than one descriptor, or some lost to the
-                        // limit: none of them is kept.
-                        log::warn!(
-                            "client sent more than one descriptor or some could not be \
-                             received ({} extra{}); all closed",
-                            r.extra_fds,
-                            if r.truncated { ", truncated" } else { "" }
-                        );
-                        r.fd = None;
-                    }
-                    // A short read drained the socket (or stopped at a
-                    // descriptor, after which epoll reports the rest): only
-                    // a full buffer calls for another read now.
-                    let full = r.len == self.rbuf.len();
-                    client.conn.handle_input(
-                        self.now,
-                        &mut self.backend,
-                        &self.rbuf[..r.len],
-                        r.fd,
-                    );
-                    if !full {
-                        return;
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    // ECONNRESET and the like: the client went away.
-                    log::debug!("read client: {e}");
-                    self.close_client(idx, CloseReason::PeerClosed);
-                    return;
-                }
-            }
+        if outcome.is_ok() {
+            outcome = client.update(idx, epoll, timeouts);
         }
+        let served = client.conn.requests() > client.reported;
+        client.reported = client.conn.requests();
+        if let Err(end) = outcome {
+            self.close_client(idx, end.into_reason());
+        }
+        served
     }
 
     /// Writes pending output and hands over a descriptor when one is due.
-    #[inline(always)]
     fn flush_client(&mut self, idx: usize) {
         let Some(client) = self.clients.get_mut(idx) else {
             return;
         };
-        loop {
-            let out = client.conn.poll_output();
-            if !out.is_empty() {
-                match socket::send(
-                    client.sock.as_raw_fd(),
-                    out,
-                    MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL,
-                ) {
-                    Ok(n) => {
-                        client
-                            .conn
-                            .handle_output_sent(self.now, n, &mut self.backend);
-                        continue;
-                    }
-                    Err(Errno::EAGAIN) | Err(Errno::EINTR) => break,
-                    Err(e) => {
-                        log::debug!("write client: {e}");
-                        self.close_client(idx, CloseReason::PeerClosed);
-                        return;
-                    }
-                }
-            }
-            if let Some(session) = client.conn.poll_fd_to_send() {
-                match unix::send_fd(client.sock.as_fd(), session.fd.as_fd()) {
-                    Ok(()) => {
-                        // Our copy is closed here (its one-shot epoll
-                        // registration names a stale handle now).
-                        drop(client.conn.handle_fd_sent(self.now, &mut self.backend));
-                        continue;
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) => {
-                        log::warn!("cannot send file descriptor: {e}");
-                        client.conn.handle_fd_send_failed(&mut self.backend);
-                        break;
-                    }
-                }
-            }
-            break;
+        if let Err(end) = client.flush(self.now, &mut self.backend) {
+            self.close_client(idx, end.into_reason());
         }
     }
 
     /// After I/O: log notices, close finished connections, set the epoll
     /// interest, and queue the client's deadline.
-    #[inline(always)]
     fn update_client(&mut self, idx: usize) {
         let Some(client) = self.clients.get_mut(idx) else {
             return;
         };
-        while let Some(notice) = client.conn.poll_notice() {
-            log_notice(&notice);
+        if let Err(end) = client.update(idx, &self.epoll, &mut self.timeouts) {
+            self.close_client(idx, end.into_reason());
         }
-        if client.conn.phase() == Phase::Closed {
-            let why = client
-                .conn
-                .close_reason()
-                .cloned()
-                .unwrap_or(CloseReason::PeerClosed);
-            self.close_client(idx, why);
-            return;
-        }
-        let mut want = EpollFlags::EPOLLRDHUP;
-        if client.conn.wants_input() {
-            want |= EpollFlags::EPOLLIN;
-        }
-        if !client.conn.poll_output().is_empty() || client.conn.phase() == Phase::SendFd {
-            want |= EpollFlags::EPOLLOUT;
-        }
-        if want != client.interest {
-            let mut ev = EpollEvent::new(want, Token::Client(idx).to_u64());
-            if self.epoll.modify(client.sock.as_fd(), &mut ev).is_ok() {
-                client.interest = want;
-            }
-        }
-        self.queue_timeout(idx);
     }
 
     fn close_client(&mut self, idx: usize, why: CloseReason) {
@@ -815,7 +910,6 @@ impl Daemon {
         if client.timer_queued {
             self.forget_stale_timeouts();
         }
-        self.served_in_turn |= client.conn.requests() > client.reported;
         client.conn.handle_close(&mut self.backend, why);
         while let Some(notice) = client.conn.poll_notice() {
             log_notice(&notice);
@@ -829,6 +923,7 @@ impl Daemon {
                 .setup
                 .max_idle
                 .map(|limit| self.now.saturating_add(limit));
+            self.set_own_timer();
             if self.exit.is_none() && self.setup.listeners.is_empty() {
                 // -S: the one client on standard input is done.
                 self.exit = Some(ExitCause::StdinDone);

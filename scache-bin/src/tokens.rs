@@ -44,7 +44,12 @@ impl Token {
     }
 
     /// The token epoll's user data stands for (`None`: not one of ours).
+    #[inline]
     pub fn from_u64(data: u64) -> Option<Token> {
+        // Clients first: nearly every event is theirs.
+        if data >> KIND_SHIFT == KIND_CLIENT {
+            return Some(Token::Client((data & VALUE_MASK) as usize));
+        }
         if data & SESSION_BIT != 0 {
             return Some(Token::Session(SessionHandle::from_u64(data & !SESSION_BIT)));
         }
