@@ -458,27 +458,40 @@ impl Decoder {
     }
 }
 
-/// The position of the first NUL byte of `bytes`, found eight bytes at a
-/// time (the strings of a request are short: a call costs a few
-/// instructions per word, where a general search routine pays more to set
-/// up than to search).
+/// The position of the first NUL byte of `bytes`, found sixteen bytes at
+/// a time as two machine words (the strings of a request are short: a
+/// call costs a few instructions per word, where a general search routine
+/// pays more to set up than to search).
 #[inline]
 pub(crate) fn find_nul(bytes: &[u8]) -> Option<usize> {
-    let mut words = bytes.chunks_exact(8);
+    let word = |eight: &[u8]| u64::from_le_bytes(eight.try_into().unwrap_or([0xff; 8]));
+    let first = |mask: u64| (mask.trailing_zeros() / 8) as usize;
+    let mut pairs = bytes.chunks_exact(16);
     let mut at = 0;
-    for word in &mut words {
-        let word = u64::from_le_bytes(word.try_into().unwrap_or([0xff; 8]));
-        let mask = Nuls::nul_mask(word);
+    for pair in &mut pairs {
+        let low = Nuls::nul_mask(word(&pair[..8]));
+        let high = Nuls::nul_mask(word(&pair[8..]));
+        if low | high != 0 {
+            return Some(
+                at + if low != 0 {
+                    first(low)
+                } else {
+                    8 + first(high)
+                },
+            );
+        }
+        at += 16;
+    }
+    let mut rest = pairs.remainder();
+    if let Some((eight, tail)) = rest.split_first_chunk::<8>() {
+        let mask = Nuls::nul_mask(u64::from_le_bytes(*eight));
         if mask != 0 {
-            return Some(at + (mask.trailing_zeros() / 8) as usize);
+            return Some(at + first(mask));
         }
         at += 8;
+        rest = tail;
     }
-    words
-        .remainder()
-        .iter()
-        .position(|&b| b == 0)
-        .map(|i| at + i)
+    rest.iter().position(|&b| b == 0).map(|i| at + i)
 }
 
 /// The positions of the NUL bytes of a slice, in order, found eight bytes
@@ -878,6 +891,37 @@ mod tests {
                 let want: Vec<usize> = (0..input.len()).filter(|&i| input[i] == 0).collect();
                 assert_eq!(Nuls::new(&input).collect::<Vec<_>>(), want, "{b} at {at}");
             }
+        }
+    }
+
+    /// find_nul finds the first NUL wherever it is: in the first or the
+    /// second word of a pair, in the last word, in the bytes after it, or
+    /// nowhere.
+    #[test]
+    fn find_nul_is_the_first_nul() {
+        for len in 0..40 {
+            for b in [1u8, 0x7f, 0x80, 0xff] {
+                let mut input = vec![b; len];
+                assert_eq!(find_nul(&input), None, "{len} {b}");
+                for at in (0..len).rev() {
+                    input[at] = 0;
+                    assert_eq!(find_nul(&input), Some(at), "{len} {b} {at}");
+                    if at + 2 < len {
+                        input[at + 2] = 0;
+                        assert_eq!(find_nul(&input), Some(at), "{len} {b} {at}+2");
+                    }
+                }
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn find_nul_agrees_with_position(input in proptest::collection::vec(
+            proptest::prop_oneof![3 => proptest::num::u8::ANY, 1 => proptest::strategy::Just(0u8)],
+            0..80,
+        )) {
+            proptest::prop_assert_eq!(find_nul(&input), input.iter().position(|&b| b == 0));
         }
     }
 
