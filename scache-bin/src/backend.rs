@@ -111,6 +111,9 @@ impl<F, C: Clock> CacheBackend<F, C> {
     /// `watch` (its handle and descriptor); counts those `watch` could not
     /// watch (it returns false) in [`DaemonCounters::unwatched_saves`].
     pub fn watch_stored(&mut self, mut watch: impl FnMut(SessionHandle, &F) -> bool) {
+        if self.stored.is_empty() {
+            return;
+        }
         let mut unwatched = 0;
         for &handle in &self.stored {
             if let Some(fd) = self.cache.session_fd(handle) {
