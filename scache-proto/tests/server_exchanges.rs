@@ -370,6 +370,41 @@ fn anything_but_a_dummy_after_the_descriptor_closes_the_connection() {
     assert_eq!(put_backs(&mem), 0);
 }
 
+/// The same after the descriptor, for messages the fast path leaves to the
+/// general way: a dummy with a further attribute is a dummy; a request
+/// with an extra attribute is not.
+#[test]
+fn after_the_descriptor_the_general_way_tells_a_dummy_from_the_rest() {
+    let mut mem = mem();
+    cached(&mut mem, b"e", b"", 2);
+    cached(&mut mem, b"e", b"", 3);
+    let mut c = conn(&mut mem);
+    let find = msg(&[("request", "find_endp"), ("label", "e")]);
+    let hand_over = |c: &mut ServerConn<Taken>, mem: &mut Mem, fd: u32| {
+        c.handle_input(t(1), mem, &find, None);
+        written(c, mem, t(1));
+        c.handle_input(t(1), mem, DUMMY, None);
+        assert_eq!(c.handle_fd_sent(t(1), mem).map(|s| s.fd), Some(fd));
+        assert_eq!(c.phase(), Phase::AwaitDummyAfterFd);
+    };
+    hand_over(&mut c, &mut mem, 2);
+    c.handle_input(t(2), &mut mem, &msg(&[("dummy", ""), ("more", "x")]), None);
+    assert_eq!(c.phase(), Phase::Request);
+    assert_eq!(c.close_reason(), None);
+
+    hand_over(&mut c, &mut mem, 3);
+    let find_extra = msg(&[("request", "find_endp"), ("label", "e"), ("more", "x")]);
+    c.handle_input(t(2), &mut mem, &find_extra, None);
+    assert_eq!(c.phase(), Phase::Closed);
+    assert_eq!(
+        c.close_reason(),
+        Some(&CloseReason::ProtocolViolation(
+            "expected dummy message after descriptor".into()
+        ))
+    );
+    assert_eq!(put_backs(&mem), 0);
+}
+
 #[test]
 fn a_request_over_the_limits_and_the_next_one_in_the_same_read() {
     let mut mem = mem();
