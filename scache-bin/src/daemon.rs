@@ -721,11 +721,16 @@ impl Daemon {
     /// Makes room for `n` more descriptors below the limit by evicting the
     /// sessions closest to expiry. Returns false when it could not.
     fn ensure_fd_headroom(&mut self, n: usize) -> bool {
+        self.fd_room().ensure(&mut self.backend, n)
+    }
+
+    /// The descriptor budget as it stands: the daemon's own descriptors
+    /// and the clients besides the cached sessions, under `fd_limit`.
+    fn fd_room(&self) -> FdRoom {
         FdRoom {
             fixed: self.base_fds + self.clients.len(),
             limit: self.setup.fd_limit,
         }
-        .ensure(&mut self.backend, n)
     }
 
     fn accept_clients(&mut self, index: usize) {
@@ -835,10 +840,7 @@ impl Daemon {
     /// answered (for master's status records). The client is looked up
     /// once: reading, writing and the epoll interest work on it directly.
     fn client_event(&mut self, idx: usize, flags: EpollFlags) -> bool {
-        let fds = FdRoom {
-            fixed: self.base_fds + self.clients.len(),
-            limit: self.setup.fd_limit,
-        };
+        let fds = self.fd_room();
         let Daemon {
             clients,
             backend,
