@@ -50,47 +50,56 @@ pub(crate) fn to_u32(idx: usize) -> u32 {
     idx as u32
 }
 
-/// The head of one label's list: first, last and length.
+/// The head of one label's list: first record and length. The last
+/// record is found through the first: the first record's `prev` names the
+/// last (itself when alone), every other `prev` its predecessor, and the
+/// last record's `next` is [`NIL`]. So a walk from `head` along `next` ends
+/// at `NIL`, and the head takes 8 bytes rather than 12 (one per label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Chain {
     pub(crate) head: u32,
-    pub(crate) tail: u32,
     pub(crate) len: u32,
 }
 
 impl Chain {
-    pub(crate) const EMPTY: Chain = Chain {
-        head: NIL,
-        tail: NIL,
-        len: 0,
-    };
+    pub(crate) const EMPTY: Chain = Chain { head: NIL, len: 0 };
 
     /// Appends `idx` (not in any label list) at the end.
+    #[inline]
     pub(crate) fn push_back<T: Node>(&mut self, nodes: &mut Slab<T>, idx: u32) {
-        let old_tail = self.tail;
-        *nodes[idx as usize].label_link_mut() = Link {
-            prev: old_tail,
-            next: NIL,
-        };
-        if old_tail == NIL {
+        let head = self.head;
+        if head == NIL {
+            *nodes[idx as usize].label_link_mut() = Link {
+                prev: idx,
+                next: NIL,
+            };
             self.head = idx;
         } else {
+            let old_tail = nodes[head as usize].label_link().prev;
+            *nodes[idx as usize].label_link_mut() = Link {
+                prev: old_tail,
+                next: NIL,
+            };
             nodes[old_tail as usize].label_link_mut().next = idx;
+            nodes[head as usize].label_link_mut().prev = idx;
         }
-        self.tail = idx;
         self.len += 1;
     }
 
     /// Inserts `idx` (not in any label list) at the front.
     pub(crate) fn push_front<T: Node>(&mut self, nodes: &mut Slab<T>, idx: u32) {
         let old_head = self.head;
-        *nodes[idx as usize].label_link_mut() = Link {
-            prev: NIL,
-            next: old_head,
-        };
         if old_head == NIL {
-            self.tail = idx;
+            *nodes[idx as usize].label_link_mut() = Link {
+                prev: idx,
+                next: NIL,
+            };
         } else {
+            let tail = nodes[old_head as usize].label_link().prev;
+            *nodes[idx as usize].label_link_mut() = Link {
+                prev: tail,
+                next: old_head,
+            };
             nodes[old_head as usize].label_link_mut().prev = idx;
         }
         self.head = idx;
@@ -98,19 +107,124 @@ impl Chain {
     }
 
     /// Removes `idx`, which must be in this list.
+    #[inline]
     pub(crate) fn unlink<T: Node>(&mut self, nodes: &mut Slab<T>, idx: u32) {
         let Link { prev, next } = nodes[idx as usize].label_link();
-        if prev == NIL {
+        if self.head == idx {
+            // `prev` is the last record; the next one (if any) becomes the
+            // first and so names it.
             self.head = next;
+            if next != NIL {
+                nodes[next as usize].label_link_mut().prev = prev;
+            }
         } else {
             nodes[prev as usize].label_link_mut().next = next;
-        }
-        if next == NIL {
-            self.tail = prev;
-        } else {
-            nodes[next as usize].label_link_mut().prev = prev;
+            let successor = if next == NIL { self.head } else { next };
+            // The last record leaving: the first now names its predecessor.
+            nodes[successor as usize].label_link_mut().prev = prev;
         }
         *nodes[idx as usize].label_link_mut() = Link::DETACHED;
         self.len -= 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+
+    use super::*;
+
+    struct Rec {
+        link: Link,
+    }
+
+    impl Node for Rec {
+        fn label_link(&self) -> Link {
+            self.link
+        }
+        fn label_link_mut(&mut self) -> &mut Link {
+            &mut self.link
+        }
+        fn timer_link(&self) -> Link {
+            Link::DETACHED
+        }
+        fn timer_link_mut(&mut self) -> &mut Link {
+            unreachable!("label lists only")
+        }
+        fn deadline(&self) -> Instant {
+            Instant::ZERO
+        }
+        fn seq(&self) -> u64 {
+            0
+        }
+    }
+
+    /// Walks the chain forwards, checking every `prev` (the first names the
+    /// last) and the length.
+    fn contents(chain: &Chain, nodes: &Slab<Rec>) -> Vec<u32> {
+        let mut out = Vec::new();
+        let mut idx = chain.head;
+        while idx != NIL {
+            let link = nodes[idx as usize].link;
+            if let Some(&before) = out.last() {
+                assert_eq!(link.prev, before, "prev of {idx}");
+            }
+            out.push(idx);
+            idx = link.next;
+        }
+        if let Some(&last) = out.last() {
+            assert_eq!(
+                nodes[chain.head as usize].link.prev, last,
+                "first names last"
+            );
+        }
+        assert_eq!(out.len(), chain.len as usize);
+        out
+    }
+
+    /// Pushes at both ends and unlinks at the front, back and middle agree
+    /// with a `VecDeque`.
+    #[test]
+    fn chain_behaves_as_a_deque() {
+        let mut nodes = Slab::new();
+        let mut chain = Chain::EMPTY;
+        let mut model = VecDeque::new();
+        let mut state = 99u64;
+        let mut next = || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) as usize
+        };
+        for round in 0..4_000 {
+            let grow = (round / 400) % 2 == 0;
+            if model.is_empty() || (grow && next() % 3 != 0) || next() % 4 == 0 {
+                let idx = to_u32(nodes.insert(Rec {
+                    link: Link::DETACHED,
+                }));
+                if next() % 2 == 0 {
+                    chain.push_back(&mut nodes, idx);
+                    model.push_back(idx);
+                } else {
+                    chain.push_front(&mut nodes, idx);
+                    model.push_front(idx);
+                }
+            } else {
+                let at = match next() % 3 {
+                    0 => 0,
+                    1 => model.len() - 1,
+                    _ => next() % model.len(),
+                };
+                let idx = model.remove(at).unwrap();
+                chain.unlink(&mut nodes, idx);
+                assert_eq!(nodes[idx as usize].link, Link::DETACHED);
+                nodes.remove(idx as usize);
+            }
+            assert_eq!(contents(&chain, &nodes), Vec::from(model.clone()));
+        }
+        while let Some(idx) = model.pop_back() {
+            chain.unlink(&mut nodes, idx);
+        }
+        assert_eq!(chain, Chain::EMPTY);
     }
 }

@@ -15,7 +15,8 @@
 //! - Expiry: see `timers.rs`. Every operation first expires what is due;
 //!   the caller can also ask for [`next_deadline`](MultiCache::next_deadline)
 //!   and call [`expire`](MultiCache::expire) when it comes.
-//! - Labels up to 54 bytes are stored inside their record.
+//! - Labels up to 54 bytes are stored inside their record (80 bytes in
+//!   all; longer ones take a heap allocation besides).
 //! - For the label limit, labels in use are ordered by when they were last
 //!   saved to, lazily: a save stamps the label and appends `(label, stamp)`
 //!   to a queue; entries whose stamp is out of date are skipped and, once
@@ -235,21 +236,48 @@ impl LabelBytes {
     }
 }
 
-/// One label, stored once.
+/// One label, stored once. 80 bytes: a cache holds one per distinct label
+/// in use, so every field is as small as its job allows.
 struct Label {
     bytes: LabelBytes,
-    /// The hash of `bytes` in the label index (kept: freeing the record and
-    /// growing the index need it, and hashing a label costs more than
-    /// keeping eight bytes).
-    hash: u64,
+    /// The label's hash in its index, in the 32 bits [`label_hash`] keeps
+    /// (freeing the record and growing the index need it, and hashing a
+    /// label costs more than keeping four bytes).
+    hash: u32,
     /// Sessions (endpoint label) or bindings (destination label).
     list: Chain,
-    /// Endpoint labels: how many bindings name this label.
+    /// Endpoint labels: how many bindings name this label. Destination
+    /// labels: [`DEST_LABEL`], which also tells the two kinds apart (no
+    /// endpoint label reaches it: there are fewer bindings than that).
     refs: u32,
     /// When the label was last saved to (a value of `next_stamp`): orders
     /// labels for the label limit.
     stamp: u64,
-    kind: Kind,
+}
+
+/// The `refs` of every destination label record.
+const DEST_LABEL: u32 = u32::MAX;
+const _: () = assert!(crate::list::MAX_INDEX < DEST_LABEL);
+
+impl Label {
+    /// Which namespace the record belongs to.
+    #[inline]
+    fn kind(&self) -> Kind {
+        if self.refs == DEST_LABEL {
+            Kind::Dest
+        } else {
+            Kind::Endp
+        }
+    }
+}
+
+/// A label's hash as the label indexes use it: the low 32 bits of the
+/// cache's hasher, repeated in both halves (the index takes its bucket from
+/// the low bits and its tag from the high ones), so that the record can
+/// keep 32 bits and still give back the exact value.
+#[inline]
+fn table_hash(hash32: u32) -> u64 {
+    u64::from(hash32) * 0x1_0000_0001
 }
 
 /// Size in bytes of the record a [`MultiCache`] keeps per session for a
@@ -532,7 +560,7 @@ impl<F, C: Clock> MultiCache<F, C> {
             self.stats.refused_saves += 1;
             return Err(RefusedSession { fd, error });
         }
-        let hash = self.hasher.hash_one(endp);
+        let hash = self.label_hash(endp);
         self.make_room_for_session(endp, hash);
         let l = self.intern(Kind::Endp, endp, hash);
         let seq = self.next_seq();
@@ -604,8 +632,8 @@ impl<F, C: Clock> MultiCache<F, C> {
             return Err(error);
         }
         let deadline = now.saturating_add(ttl);
-        let dest_hash = self.hasher.hash_one(dest);
-        let endp_hash = self.hasher.hash_one(endp);
+        let dest_hash = self.label_hash(dest);
+        let endp_hash = self.label_hash(endp);
 
         // Refresh in place when endpoint and properties both match.
         if let Some(d) = self.lookup(Kind::Dest, dest, dest_hash) {
@@ -703,7 +731,7 @@ impl<F, C: Clock> MultiCache<F, C> {
             ..
         } = taken;
         let endp_label = endp_label.as_slice();
-        let hash = self.hasher.hash_one(endp_label);
+        let hash = self.label_hash(endp_label);
         self.make_room_for_session(endp_label, hash);
         let l = self.intern(Kind::Endp, endp_label, hash);
         let seq = self.next_seq();
@@ -892,7 +920,7 @@ impl<F, C: Clock> MultiCache<F, C> {
             if label.list.len == 0 {
                 continue;
             }
-            match label.kind {
+            match label.kind() {
                 Kind::Endp => {
                     let mut oldest: Option<Duration> = None;
                     let mut last = now;
@@ -1039,6 +1067,12 @@ impl<F, C: Clock> MultiCache<F, C> {
 
     // -- labels --
 
+    /// The hash of `bytes` in the label indexes (see [`table_hash`]).
+    #[inline]
+    fn label_hash(&self, bytes: &[u8]) -> u64 {
+        table_hash(self.hasher.hash_one(bytes) as u32)
+    }
+
     #[inline]
     fn lookup(&self, kind: Kind, bytes: &[u8], hash: u64) -> Option<u32> {
         let labels = &self.labels;
@@ -1062,18 +1096,20 @@ impl<F, C: Clock> MultiCache<F, C> {
         let entry = table.entry(
             hash,
             |&i| labels[i as usize].bytes.as_slice() == bytes,
-            |&i| labels[i as usize].hash,
+            |&i| table_hash(labels[i as usize].hash),
         );
         match entry {
             hashbrown::hash_table::Entry::Occupied(o) => *o.get(),
             hashbrown::hash_table::Entry::Vacant(v) => {
                 let l = to_u32(labels.insert(Label {
                     bytes: LabelBytes::new(bytes),
-                    hash,
+                    hash: hash as u32,
                     list: Chain::EMPTY,
-                    refs: 0,
+                    refs: match kind {
+                        Kind::Endp => 0,
+                        Kind::Dest => DEST_LABEL,
+                    },
                     stamp: 0,
-                    kind,
                 }));
                 v.insert(l);
                 l
@@ -1084,8 +1120,8 @@ impl<F, C: Clock> MultiCache<F, C> {
     /// Forgets a label record; returns its bytes.
     fn free_label(&mut self, l: u32) -> LabelBytes {
         let label = self.labels.remove(l as usize);
-        let hash = label.hash;
-        let table = match label.kind {
+        let hash = table_hash(label.hash);
+        let table = match label.kind() {
             Kind::Endp => &mut self.endp_index,
             Kind::Dest => &mut self.dest_index,
         };
@@ -1101,7 +1137,7 @@ impl<F, C: Clock> MultiCache<F, C> {
     fn after_insert(&mut self, l: u32) {
         let label = &self.labels[l as usize];
         if label.list.len == 1 {
-            match label.kind {
+            match label.kind() {
                 Kind::Endp => self.endp_count += 1,
                 Kind::Dest => self.dest_count += 1,
             }
@@ -1115,7 +1151,7 @@ impl<F, C: Clock> MultiCache<F, C> {
     #[inline]
     fn label_emptied(&mut self, l: u32) -> Option<LabelBytes> {
         let label = &self.labels[l as usize];
-        match label.kind {
+        match label.kind() {
             Kind::Endp => {
                 self.endp_count -= 1;
                 (label.refs == 0).then(|| self.free_label(l))
@@ -1282,7 +1318,7 @@ impl<F, C: Clock> MultiCache<F, C> {
     /// Drops label `l` (in use) with everything under it.
     fn evict_label(&mut self, l: u32) {
         let label = &self.labels[l as usize];
-        let (n, kind) = (label.list.len, label.kind);
+        let (n, kind) = (label.list.len, label.kind());
         // The record is freed with its last entry: read it before each step.
         for _ in 0..n {
             let front = self.labels[l as usize].list.head;
@@ -1359,7 +1395,7 @@ impl<F, C: Clock> MultiCache<F, C> {
 
     /// Looks up `endp` and takes its front session; counts the hit or miss.
     fn take_endp_inner(&mut self, endp: &[u8], want_label: bool) -> Option<TakenByEndp<F>> {
-        let hash = self.hasher.hash_one(endp);
+        let hash = self.label_hash(endp);
         let found = self
             .lookup(Kind::Endp, endp, hash)
             .and_then(|l| Some((l, self.live_front(l)?)));
@@ -1378,7 +1414,7 @@ impl<F, C: Clock> MultiCache<F, C> {
     /// Walks `dest`'s bindings; takes the first session found; counts the
     /// hit or miss.
     fn take_dest_inner(&mut self, dest: &[u8], want_label: bool) -> Option<TakenByDest<F>> {
-        let hash = self.hasher.hash_one(dest);
+        let hash = self.label_hash(dest);
         if let Some(d) = self.lookup(Kind::Dest, dest, hash) {
             let mut idx = self.labels[d as usize].list.head;
             while idx != NIL {
@@ -1427,18 +1463,22 @@ impl<F, C: Clock> MultiCache<F, C> {
             let l = l as u32;
             assert_eq!(
                 label.refs,
-                if label.kind == Kind::Endp {
+                if label.kind() == Kind::Endp {
                     refs[l as usize]
                 } else {
-                    0
+                    DEST_LABEL
                 }
             );
-            assert!(label.list.len > 0 || label.refs > 0, "orphan label record");
+            assert!(
+                label.list.len > 0 || (label.kind() == Kind::Endp && label.refs > 0),
+                "orphan label record"
+            );
             let mut n = 0;
             let mut prev = NIL;
+            let mut head_prev = NIL;
             let mut idx = label.list.head;
             while idx != NIL {
-                let link = match label.kind {
+                let link = match label.kind() {
                     Kind::Endp => {
                         assert_eq!(self.sessions[idx as usize].label, l);
                         self.sessions[idx as usize].label_link
@@ -1448,25 +1488,30 @@ impl<F, C: Clock> MultiCache<F, C> {
                         self.bindings[idx as usize].label_link
                     }
                 };
-                assert_eq!(link.prev, prev);
+                if n == 0 {
+                    // The first record names the last.
+                    head_prev = link.prev;
+                } else {
+                    assert_eq!(link.prev, prev);
+                }
                 prev = idx;
                 idx = link.next;
                 n += 1;
             }
-            assert_eq!(prev, label.list.tail);
+            assert_eq!(prev, head_prev);
             assert_eq!(n, label.list.len);
             if label.list.len > 0 {
-                match label.kind {
+                match label.kind() {
                     Kind::Endp => endp_in_use += 1,
                     Kind::Dest => dest_in_use += 1,
                 }
             }
-            let table = match label.kind {
+            let table = match label.kind() {
                 Kind::Endp => &self.endp_index,
                 Kind::Dest => &self.dest_index,
             };
-            let hash = self.hasher.hash_one(label.bytes.as_slice());
-            assert_eq!(label.hash, hash);
+            let hash = self.label_hash(label.bytes.as_slice());
+            assert_eq!(table_hash(label.hash), hash);
             assert_eq!(table.find(hash, |&i| i == l), Some(&l));
             assert_eq!(
                 label.bytes.as_slice().len() <= INLINE_LABEL,
@@ -1630,7 +1675,7 @@ mod tests {
         assert_eq!(session_record_size::<u32>(), 56);
         assert_eq!(session_record_size::<std::os::fd::OwnedFd>(), 56);
         assert_eq!(binding_record_size(), 56);
-        assert_eq!(label_record_size(), 96);
+        assert_eq!(label_record_size(), 80);
     }
 
     #[test]

@@ -248,3 +248,57 @@ fn enabling_the_label_limit_orders_only_the_labels_in_use() {
     assert_eq!(c.lru.len(), 2);
     c.check_invariants();
 }
+
+/// The label indexes hash with the 32 bits a label record keeps, repeated
+/// in both halves of the table's hash: the record gives back the exact
+/// value, and distinct labels get distinct hashes (not all one bucket).
+#[test]
+fn label_hashes_keep_32_bits_in_both_halves() {
+    assert_eq!(table_hash(0x1234_5678), 0x1234_5678_1234_5678);
+    assert_eq!(table_hash(0xffff_ffff), u64::MAX);
+    let clock = ManualClock::new();
+    let c: MultiCache<u32, &ManualClock> = MultiCache::new(&clock);
+    let hashes: std::collections::HashSet<u64> =
+        (0..100).map(|i| c.label_hash(&label(i))).collect();
+    assert_eq!(hashes.len(), 100);
+    for h in hashes {
+        assert_eq!(h, table_hash(h as u32));
+    }
+}
+
+/// The invariant checker notices a label list whose first record does not
+/// name the last, and a destination record that lost its marker.
+#[test]
+fn check_invariants_notices_a_broken_label_list() {
+    let clock = ManualClock::new();
+    let mut c = MultiCache::new(&clock);
+    for fd in 0..3 {
+        c.save_endp(TTL, b"e", b"", fd).unwrap();
+    }
+    c.save_dest(TTL, b"d", b"", b"e").unwrap();
+    c.check_invariants();
+    let (l, _) = c
+        .labels
+        .iter()
+        .find(|(_, l)| l.kind() == Kind::Endp)
+        .unwrap();
+    let head = c.labels[l].list.head as usize;
+    let good = c.sessions[head].label_link;
+    // The first record names its successor instead of the last.
+    c.sessions[head].label_link.prev = good.next;
+    let broken = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| c.check_invariants()));
+    assert!(broken.is_err(), "a first record not naming the last passed");
+    c.sessions[head].label_link = good;
+    c.check_invariants();
+    let (d, _) = c
+        .labels
+        .iter()
+        .find(|(_, l)| l.kind() == Kind::Dest)
+        .unwrap();
+    c.labels[d].refs = 0;
+    let broken = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| c.check_invariants()));
+    assert!(
+        broken.is_err(),
+        "a destination label without its marker passed"
+    );
+}
