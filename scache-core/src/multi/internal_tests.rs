@@ -270,6 +270,12 @@ fn label_hashes_keep_32_bits_in_both_halves() {
 /// name the last, and a destination record that lost its marker.
 #[test]
 fn check_invariants_notices_a_broken_label_list() {
+    fn record_of(c: &MultiCache<u32, &ManualClock>, kind: Kind) -> usize {
+        c.labels.iter().find(|(_, l)| l.kind() == kind).unwrap().0
+    }
+    fn check_fails(c: &MultiCache<u32, &ManualClock>) -> bool {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| c.check_invariants())).is_err()
+    }
     let clock = ManualClock::new();
     let mut c = MultiCache::new(&clock);
     for fd in 0..3 {
@@ -277,28 +283,17 @@ fn check_invariants_notices_a_broken_label_list() {
     }
     c.save_dest(TTL, b"d", b"", b"e").unwrap();
     c.check_invariants();
-    let (l, _) = c
-        .labels
-        .iter()
-        .find(|(_, l)| l.kind() == Kind::Endp)
-        .unwrap();
-    let head = c.labels[l].list.head as usize;
+    let head = c.labels[record_of(&c, Kind::Endp)].list.head as usize;
     let good = c.sessions[head].label_link;
     // The first record names its successor instead of the last.
     c.sessions[head].label_link.prev = good.next;
-    let broken = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| c.check_invariants()));
-    assert!(broken.is_err(), "a first record not naming the last passed");
+    assert!(check_fails(&c), "a first record not naming the last passed");
     c.sessions[head].label_link = good;
     c.check_invariants();
-    let (d, _) = c
-        .labels
-        .iter()
-        .find(|(_, l)| l.kind() == Kind::Dest)
-        .unwrap();
+    let d = record_of(&c, Kind::Dest);
     c.labels[d].refs = 0;
-    let broken = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| c.check_invariants()));
     assert!(
-        broken.is_err(),
+        check_fails(&c),
         "a destination label without its marker passed"
     );
 }
