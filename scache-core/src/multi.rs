@@ -240,7 +240,7 @@ impl LabelBytes {
 /// in use, so every field is as small as its job allows.
 struct Label {
     bytes: LabelBytes,
-    /// The label's hash in its index, in the 32 bits [`label_hash`] keeps
+    /// The label's hash in its index, in the 32 bits [`table_hash`] repeats
     /// (freeing the record and growing the index need it, and hashing a
     /// label costs more than keeping four bytes).
     hash: u32,
