@@ -97,6 +97,19 @@ mod stats;
 mod timers;
 mod view;
 
+/// A small deterministic generator for this crate's unit tests (a linear
+/// congruential step; the high bits of the state).
+#[cfg(test)]
+pub(crate) fn test_rng(seed: u64) -> impl FnMut() -> u64 {
+    let mut state = seed;
+    move || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        state >> 33
+    }
+}
+
 pub use cache::{CacheSize, ConnectionCache, FoundDest, FoundEndp};
 pub use clock::{Clock, Instant, ManualClock, MonotonicClock};
 pub use departure::{probe, probe_fd, Departure, DepartureCause, Liveness};

@@ -189,13 +189,8 @@ mod tests {
         let mut nodes = Slab::new();
         let mut chain = Chain::EMPTY;
         let mut model = VecDeque::new();
-        let mut state = 99u64;
-        let mut next = || {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (state >> 33) as usize
-        };
+        let mut rng = crate::test_rng(99);
+        let mut next = || rng() as usize;
         for round in 0..4_000 {
             let grow = (round / 400) % 2 == 0;
             if model.is_empty() || (grow && next() % 3 != 0) || next() % 4 == 0 {

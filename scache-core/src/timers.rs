@@ -369,13 +369,7 @@ mod tests {
     fn order_behaves_as_an_ordered_map() {
         let mut order = Order::default();
         let mut model = BTreeMap::new();
-        let mut state = 12345u64;
-        let mut next = || {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            state >> 33
-        };
+        let mut next = crate::test_rng(12345);
         for round in 0..5_000 {
             let key = (Instant::from_millis(next() % 50), next() % 8);
             let grow = (round / 500) % 2 == 0;
