@@ -387,6 +387,15 @@ pub struct Daemon {
     metrics: Option<MetricsFile>,
 }
 
+/// The epoll instance is rebuilt once the registrations added since the
+/// last rebuild exceed `REBUILD_SLACK` × (sessions cached +
+/// `REBUILD_FLOOR`): a rebuild costs one registration per cached session,
+/// a third of the registrations added since at most. A factor of 2 cost
+/// measurably more on the fill workload (docs/semantics.md).
+const REBUILD_SLACK: usize = 4;
+/// See [`REBUILD_SLACK`].
+const REBUILD_FLOOR: usize = 512;
+
 /// Blocks SIGTERM and SIGINT in the calling thread (and the threads it
 /// starts later), so that they wait for the event loop's signalfd instead
 /// of killing the process. Start-up calls it before it binds or accepts
@@ -400,33 +409,46 @@ pub fn block_shutdown_signals() -> io::Result<SigSet> {
     Ok(mask)
 }
 
+/// An epoll instance with the daemon's fixed descriptors: the signal
+/// descriptor, the listeners (reporting connections when `listening`), and
+/// master's status pipe.
+fn new_epoll(setup: &DaemonSetup, signals: &SignalFd, listening: bool) -> io::Result<Epoll> {
+    let ep = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(io::Error::from)?;
+    ep.add(
+        signals.as_fd(),
+        EpollEvent::new(EpollFlags::EPOLLIN, Token::Signal.to_u64()),
+    )
+    .map_err(io::Error::from)?;
+    let accept = if listening {
+        EpollFlags::EPOLLIN
+    } else {
+        EpollFlags::empty()
+    };
+    for (i, l) in setup.listeners.iter().enumerate() {
+        ep.add(
+            l.as_fd(),
+            EpollEvent::new(accept, Token::Listener(i).to_u64()),
+        )
+        .map_err(io::Error::from)?;
+    }
+    if let Mode::Master { status, .. } = &setup.mode {
+        // Master never writes to it: readable means EOF, master is gone.
+        ep.add(
+            status.as_fd(),
+            EpollEvent::new(EpollFlags::EPOLLIN, Token::Status.to_u64()),
+        )
+        .map_err(io::Error::from)?;
+    }
+    Ok(ep)
+}
+
 impl Daemon {
     /// Sets up epoll, signals and the cache; nothing is served yet.
     pub fn new(setup: DaemonSetup, backend: DaemonBackend, clock: TurnClock) -> io::Result<Daemon> {
-        let ep = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(io::Error::from)?;
         let mask = block_shutdown_signals()?;
         let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
             .map_err(io::Error::from)?;
-        ep.add(
-            signals.as_fd(),
-            EpollEvent::new(EpollFlags::EPOLLIN, Token::Signal.to_u64()),
-        )
-        .map_err(io::Error::from)?;
-        for (i, l) in setup.listeners.iter().enumerate() {
-            ep.add(
-                l.as_fd(),
-                EpollEvent::new(EpollFlags::EPOLLIN, Token::Listener(i).to_u64()),
-            )
-            .map_err(io::Error::from)?;
-        }
-        if let Mode::Master { status, .. } = &setup.mode {
-            // Master never writes to it: readable means EOF, master is gone.
-            ep.add(
-                status.as_fd(),
-                EpollEvent::new(EpollFlags::EPOLLIN, Token::Status.to_u64()),
-            )
-            .map_err(io::Error::from)?;
-        }
+        let ep = new_epoll(&setup, &signals, true)?;
         let now = clock.tick();
         let next_stats = now.saturating_add(setup.stats_interval);
         let watchdog = setup
@@ -536,6 +558,9 @@ impl Daemon {
             }
         }
         self.watch_stored_sessions();
+        if self.watch.added() > REBUILD_SLACK * (self.backend.sess_count() + REBUILD_FLOOR) {
+            self.rebuild_epoll();
+        }
         if served && self.report_due() && !self.report_busy_cycle() && self.exit.is_none() {
             // master(8) is gone: exit as Postfix daemons do.
             self.exit = Some(ExitCause::MasterGone);
@@ -554,6 +579,43 @@ impl Daemon {
             ..
         } = self;
         backend.watch_stored(|handle, fd| watch.watch(epoll, fd.as_fd(), handle));
+    }
+
+    /// Replaces the epoll instance with a new one that holds only what is
+    /// needed: the fixed descriptors, the clients, and the cached sessions.
+    /// Closing the old one drops the one-shot registrations left behind by
+    /// sessions handed over to clients that still hold them. Nothing is
+    /// lost: a new registration reports what is already pending. On any
+    /// error the old instance stays.
+    fn rebuild_epoll(&mut self) {
+        let listening = self.listeners_paused_until.is_none();
+        let ep = match new_epoll(&self.setup, &self.signals, listening) {
+            Ok(ep) => ep,
+            Err(e) => return self.keep_epoll(e),
+        };
+        for (idx, client) in &self.clients {
+            let ev = EpollEvent::new(client.interest, Token::Client(idx).to_u64());
+            if let Err(e) = ep.add(client.sock.as_fd(), ev) {
+                return self.keep_epoll(e.into());
+            }
+        }
+        let mut watch = SessionWatch::default();
+        self.backend
+            .watch_all(|handle, fd| watch.watch(&ep, fd.as_fd(), handle));
+        log::debug!(
+            "epoll instance rebuilt: {} registrations made since the last, {} sessions cached",
+            self.watch.added(),
+            self.backend.sess_count()
+        );
+        self.epoll = ep;
+        self.watch = watch;
+    }
+
+    /// A rebuild failed (`err`): the old instance stays, and the count of
+    /// registrations starts again, so the next attempt waits as long.
+    fn keep_epoll(&mut self, err: io::Error) {
+        log::warn!("cannot rebuild the epoll instance: {err}");
+        self.watch.restart_count();
     }
 
     /// Whether requests served now should be reported to master: the first

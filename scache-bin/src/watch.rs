@@ -13,6 +13,12 @@
 //! re-armed with the new token instead (tried first when that number was
 //! registered before: one `EPOLL_CTL_MOD` instead of a failed `ADD` and a
 //! `MOD`).
+//!
+//! A client that keeps the connections it took (and gives them back under
+//! other numbers) makes those leftover registrations pile up. The watch
+//! counts the registrations it adds, an upper bound on those in the set,
+//! and the daemon replaces its epoll instance when the count grows past a
+//! multiple of the sessions cached (`Daemon::rebuild_epoll`).
 #![forbid(unsafe_code)]
 
 use std::os::fd::{AsRawFd, BorrowedFd};
@@ -28,6 +34,9 @@ use crate::tokens::Token;
 #[derive(Debug, Default)]
 pub struct SessionWatch {
     registered: Vec<bool>,
+    /// Registrations this watch has made (each `EPOLL_CTL_ADD` that
+    /// succeeded): an upper bound on those still in the epoll set.
+    added: usize,
 }
 
 impl SessionWatch {
@@ -47,7 +56,10 @@ impl SessionWatch {
             return true;
         }
         let added = match epoll.add(fd, event) {
-            Ok(()) => true,
+            Ok(()) => {
+                self.added += 1;
+                true
+            }
             Err(Errno::EEXIST) => epoll.modify(fd, &mut event).is_ok(),
             Err(_) => false,
         };
@@ -61,6 +73,20 @@ impl SessionWatch {
     }
 }
 
+impl SessionWatch {
+    /// Registrations added since this watch began or its count was last
+    /// restarted: an upper bound on the session registrations in the set.
+    pub fn added(&self) -> usize {
+        self.added
+    }
+
+    /// Starts the count of [`added`](SessionWatch::added) registrations
+    /// again, keeping what is known about the descriptor numbers.
+    pub fn restart_count(&mut self) {
+        self.added = 0;
+    }
+}
+
 /// What an event on a watched session means: its peer hung up, or spoke
 /// (an idle SMTP server only speaks to say goodbye, `421`).
 pub fn peer_event_cause(flags: EpollFlags) -> EvictionCause {
@@ -68,5 +94,69 @@ pub fn peer_event_cause(flags: EpollFlags) -> EvictionCause {
         EvictionCause::PeerClosed
     } else {
         EvictionCause::PeerData
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::AsFd;
+    use std::os::unix::net::UnixStream;
+
+    use nix::sys::epoll::EpollCreateFlags;
+
+    use super::*;
+
+    fn epoll() -> Epoll {
+        Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).unwrap()
+    }
+
+    #[test]
+    fn only_new_registrations_are_counted() {
+        let ep = epoll();
+        let (a, _a_far) = UnixStream::pair().unwrap();
+        let (b, _b_far) = UnixStream::pair().unwrap();
+        let mut watch = SessionWatch::default();
+        assert!(watch.watch(&ep, a.as_fd(), SessionHandle::from_u64(1)));
+        assert!(watch.watch(&ep, b.as_fd(), SessionHandle::from_u64(2)));
+        assert_eq!(watch.added(), 2);
+        // Re-arming one already in the set adds nothing.
+        assert!(watch.watch(&ep, a.as_fd(), SessionHandle::from_u64(3)));
+        assert_eq!(watch.added(), 2);
+        // Nor does one found by EEXIST (a watch that has not seen it).
+        let mut other = SessionWatch::default();
+        assert!(other.watch(&ep, a.as_fd(), SessionHandle::from_u64(4)));
+        assert_eq!(other.added(), 0);
+        // What cannot be polled is not watched, nor counted.
+        let file = std::fs::File::open("/proc/self/status").unwrap();
+        assert!(!watch.watch(&ep, file.as_fd(), SessionHandle::from_u64(5)));
+        assert_eq!(watch.added(), 2);
+        watch.restart_count();
+        assert_eq!(watch.added(), 0);
+        let (c, _c_far) = UnixStream::pair().unwrap();
+        assert!(watch.watch(&ep, c.as_fd(), SessionHandle::from_u64(6)));
+        assert_eq!(watch.added(), 1);
+    }
+
+    #[test]
+    fn a_rearmed_registration_reports_the_new_handle() {
+        let ep = epoll();
+        let (a, a_far) = UnixStream::pair().unwrap();
+        let mut watch = SessionWatch::default();
+        assert!(watch.watch(&ep, a.as_fd(), SessionHandle::from_u64(1)));
+        assert!(watch.watch(&ep, a.as_fd(), SessionHandle::from_u64(7)));
+        drop(a_far);
+        let mut events = [EpollEvent::empty(); 4];
+        let n = ep.wait(&mut events, 1000u16).unwrap();
+        assert_eq!(n, 1);
+        assert_eq!(
+            Token::from_u64(events[0].data()),
+            Some(Token::Session(SessionHandle::from_u64(7)))
+        );
+        assert_eq!(
+            peer_event_cause(events[0].events()),
+            EvictionCause::PeerClosed
+        );
+        // One-shot: nothing more.
+        assert_eq!(ep.wait(&mut events, 0u16).unwrap(), 0);
     }
 }

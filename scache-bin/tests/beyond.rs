@@ -11,6 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
+use nix::sys::resource::{getrlimit, setrlimit, Resource};
 use scache_testkit::harness::{Harness, TempDir};
 
 #[test]
@@ -323,6 +324,82 @@ fn a_session_put_back_is_still_watched() {
     let (reply, fd) = saver.find_endp(b"e");
     assert_eq!(show(&reply), "status\\02\\0property\\0\\0\\0");
     assert!(fd.is_none());
+}
+
+/// A session handed over leaves its one-shot registration in the daemon's
+/// epoll set for as long as the client holds the connection. The daemon
+/// rebuilds its epoll instance before those exceed 4 x (cached sessions +
+/// 512) (docs/semantics.md), and everything still works afterwards: the
+/// cached session is still watched, the client still served, new clients
+/// still accepted.
+#[test]
+fn registrations_left_by_sessions_handed_over_stay_bounded() {
+    const CYCLES: usize = 3_000;
+    const BOUND: usize = 4 * (1 + 512);
+    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+    let want = (2 * CYCLES + 200) as u64;
+    if hard < want {
+        eprintln!("skipped: needs {want} descriptors, the hard limit is {hard}");
+        return;
+    }
+    setrlimit(Resource::RLIMIT_NOFILE, want, hard).unwrap();
+    let h = start(&ours(), &["connection_cache_ttl_limit=60s"]);
+    let mut peer = Peer::connect(&h);
+    let (kept, kept_far) = session();
+    assert_eq!(peer.save_endp("60", b"k", b"", kept), b"status\x000\0\0");
+    // Each cycle caches a new connection and takes it back: the daemon
+    // receives it under the number it just freed, so each needs a new
+    // registration, and the old ones stay while we hold the connections.
+    let mut held = Vec::with_capacity(CYCLES);
+    let mut most = 0;
+    for i in 1..=CYCLES {
+        let (s, far) = session();
+        assert_eq!(peer.save_endp("60", b"e", b"", s), b"status\x000\0\0");
+        let (reply, fd) = peer.find_endp(b"e");
+        assert_eq!(show(&reply), "status\\00\\0property\\0\\0\\0");
+        held.push((fd.expect("the session"), far));
+        if i % 50 == 0 {
+            most = most.max(epoll_registrations(h.pid()));
+        }
+    }
+    assert!(
+        most <= BOUND + 8,
+        "{most} registrations after {CYCLES} hand-overs (bound {BOUND} + the fixed ones)"
+    );
+    // After the rebuilds: a new client is served, and the session cached
+    // all along is still watched.
+    let mut other = Peer::connect(&h);
+    assert_eq!(other.stats()["sess_count"], 1);
+    let with_session = h.fd_count().unwrap();
+    drop(kept_far);
+    wait_for(
+        Duration::from_secs(2),
+        "the session cached across the rebuilds, still watched, to be closed",
+        || h.fd_count().unwrap() < with_session,
+    );
+    let (reply, fd) = other.find_endp(b"k");
+    assert_eq!(show(&reply), "status\\02\\0property\\0\\0\\0");
+    assert!(fd.is_none());
+    drop(held);
+}
+
+/// The registrations in the daemon's epoll instance (its `tfd:` lines in
+/// /proc/PID/fdinfo).
+fn epoll_registrations(pid: i32) -> usize {
+    let dir = format!("/proc/{pid}/fd");
+    let epoll = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .find(|e| {
+            std::fs::read_link(e.path()).is_ok_and(|t| t.to_string_lossy().contains("eventpoll"))
+        })
+        .expect("the daemon's epoll descriptor");
+    let info = format!("/proc/{pid}/fdinfo/{}", epoll.file_name().to_string_lossy());
+    std::fs::read_to_string(info)
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("tfd:"))
+        .count()
 }
 
 /// `connection_cache_ttl_limit` caps the TTL a client asks for, without

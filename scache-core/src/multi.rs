@@ -778,6 +778,15 @@ impl<F, C: Clock> MultiCache<F, C> {
         Some(&self.sessions[idx as usize].fd)
     }
 
+    /// Every cached session's handle and descriptor, in no particular
+    /// order: for example to register them all with a new event loop, or
+    /// again with one that was rebuilt. Nothing is expired by this call.
+    pub fn session_fds(&self) -> impl Iterator<Item = (SessionHandle, &F)> + '_ {
+        self.sessions
+            .iter()
+            .map(|(idx, s)| (SessionHandle::new(idx as u32, s.seq), &s.fd))
+    }
+
     /// Removes the session named by `handle` and hands its descriptor and
     /// properties to the caller (who usually drops them, closing the
     /// connection), counting it as evicted for `cause`. `None` when the

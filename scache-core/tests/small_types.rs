@@ -262,6 +262,32 @@ fn session_fd_names_a_cached_session_until_it_leaves() {
 }
 
 #[test]
+fn session_fds_lists_every_cached_session_by_its_handle() {
+    let clock = ManualClock::new();
+    let mut cache: MultiCache<u32, &ManualClock> = MultiCache::new(&clock);
+    let ttl = Duration::from_secs(5);
+    let a = cache.save_endp(ttl, b"e", b"", 1).unwrap();
+    let b = cache.save_endp(ttl, b"e", b"", 2).unwrap();
+    let c = cache.save_endp(ttl, b"f", b"", 3).unwrap();
+    cache.save_dest(ttl, b"d", b"", b"f").unwrap();
+    // The one taken is no longer listed; the others are, under handles
+    // that name them.
+    assert_eq!(
+        cache.take_endp(b"f").map(|t| t.into_found_endp().fd),
+        Some(3)
+    );
+    let mut listed: Vec<_> = cache.session_fds().map(|(h, &fd)| (h, fd)).collect();
+    listed.sort_by_key(|&(_, fd)| fd);
+    assert_eq!(listed, [(a, 1), (b, 2)]);
+    for (h, fd) in listed {
+        assert_eq!(cache.session_fd(h), Some(&fd));
+    }
+    assert!(!cache.contains_session(c));
+    cache.clear();
+    assert_eq!(cache.session_fds().count(), 0);
+}
+
+#[test]
 fn multi_cache_debug_shows_its_sizes_and_limits() {
     let clock = ManualClock::new();
     let limits = Limits {
