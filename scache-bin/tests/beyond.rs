@@ -5,6 +5,7 @@
 mod common;
 
 use std::io::Write;
+use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -314,14 +315,26 @@ fn a_session_put_back_is_still_watched() {
         "the session to be put back after its taker vanished",
         || saver.stats()["put_backs"] == 1,
     );
+    hang_up_and_see_it_evicted(&h, &mut saver, b"e", far, "the put-back session");
+}
+
+/// Closes `far`, the remote end of the one session cached under `label`,
+/// and checks that the daemon, still watching it, closes and forgets it.
+fn hang_up_and_see_it_evicted(
+    h: &Harness,
+    peer: &mut Peer,
+    label: &[u8],
+    far: OwnedFd,
+    what: &str,
+) {
     let with_session = h.fd_count().unwrap();
     drop(far);
     wait_for(
         Duration::from_secs(2),
-        "the put-back session, still watched, to be closed",
+        &format!("{what}, still watched, to be closed"),
         || h.fd_count().unwrap() < with_session,
     );
-    let (reply, fd) = saver.find_endp(b"e");
+    let (reply, fd) = peer.find_endp(label);
     assert_eq!(show(&reply), "status\\02\\0property\\0\\0\\0");
     assert!(fd.is_none());
 }
@@ -370,16 +383,13 @@ fn registrations_left_by_sessions_handed_over_stay_bounded() {
     // all along is still watched.
     let mut other = Peer::connect(&h);
     assert_eq!(other.stats()["sess_count"], 1);
-    let with_session = h.fd_count().unwrap();
-    drop(kept_far);
-    wait_for(
-        Duration::from_secs(2),
-        "the session cached across the rebuilds, still watched, to be closed",
-        || h.fd_count().unwrap() < with_session,
+    hang_up_and_see_it_evicted(
+        &h,
+        &mut other,
+        b"k",
+        kept_far,
+        "the session cached across the rebuilds",
     );
-    let (reply, fd) = other.find_endp(b"k");
-    assert_eq!(show(&reply), "status\\02\\0property\\0\\0\\0");
-    assert!(fd.is_none());
     drop(held);
 }
 
