@@ -558,9 +558,6 @@ impl Daemon {
             }
         }
         self.watch_stored_sessions();
-        if self.watch.added() > REBUILD_SLACK * (self.backend.sess_count() + REBUILD_FLOOR) {
-            self.rebuild_epoll();
-        }
         if served && self.report_due() && !self.report_busy_cycle() && self.exit.is_none() {
             // master(8) is gone: exit as Postfix daemons do.
             self.exit = Some(ExitCause::MasterGone);
@@ -570,7 +567,9 @@ impl Daemon {
         }
     }
 
-    /// Registers the sessions stored this turn for dead-peer events.
+    /// Registers the sessions stored this turn for dead-peer events, and
+    /// rebuilds the epoll instance when that added one registration too
+    /// many (checked only when one was added: most turns add none).
     fn watch_stored_sessions(&mut self) {
         let Daemon {
             backend,
@@ -578,7 +577,12 @@ impl Daemon {
             epoll,
             ..
         } = self;
+        let before = watch.added();
         backend.watch_stored(|handle, fd| watch.watch(epoll, fd.as_fd(), handle));
+        let added = watch.added();
+        if added != before && added > REBUILD_SLACK * (backend.sess_count() + REBUILD_FLOOR) {
+            self.rebuild_epoll();
+        }
     }
 
     /// Replaces the epoll instance with a new one that holds only what is
@@ -587,6 +591,8 @@ impl Daemon {
     /// sessions handed over to clients that still hold them. Nothing is
     /// lost: a new registration reports what is already pending. On any
     /// error the old instance stays.
+    #[cold]
+    #[inline(never)]
     fn rebuild_epoll(&mut self) {
         let listening = self.listeners_paused_until.is_none();
         let ep = match new_epoll(&self.setup, &self.signals, listening) {
