@@ -409,6 +409,16 @@ pub fn block_shutdown_signals() -> io::Result<SigSet> {
     Ok(mask)
 }
 
+/// The epoll interest of a listener: new connections, or nothing while
+/// accepting is paused.
+fn listener_interest(listening: bool) -> EpollFlags {
+    if listening {
+        EpollFlags::EPOLLIN
+    } else {
+        EpollFlags::empty()
+    }
+}
+
 /// An epoll instance with the daemon's fixed descriptors: the signal
 /// descriptor, the listeners (reporting connections when `listening`), and
 /// master's status pipe.
@@ -419,15 +429,10 @@ fn new_epoll(setup: &DaemonSetup, signals: &SignalFd, listening: bool) -> io::Re
         EpollEvent::new(EpollFlags::EPOLLIN, Token::Signal.to_u64()),
     )
     .map_err(io::Error::from)?;
-    let accept = if listening {
-        EpollFlags::EPOLLIN
-    } else {
-        EpollFlags::empty()
-    };
     for (i, l) in setup.listeners.iter().enumerate() {
         ep.add(
             l.as_fd(),
-            EpollEvent::new(accept, Token::Listener(i).to_u64()),
+            EpollEvent::new(listener_interest(listening), Token::Listener(i).to_u64()),
         )
         .map_err(io::Error::from)?;
     }
@@ -1003,12 +1008,7 @@ impl Daemon {
 
     fn set_listeners(&mut self, on: bool) {
         for (i, l) in self.setup.listeners.iter().enumerate() {
-            let flags = if on {
-                EpollFlags::EPOLLIN
-            } else {
-                EpollFlags::empty()
-            };
-            let mut ev = EpollEvent::new(flags, Token::Listener(i).to_u64());
+            let mut ev = EpollEvent::new(listener_interest(on), Token::Listener(i).to_u64());
             let _ = self.epoll.modify(l.as_fd(), &mut ev);
         }
     }

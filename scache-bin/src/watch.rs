@@ -71,9 +71,7 @@ impl SessionWatch {
         }
         added
     }
-}
 
-impl SessionWatch {
     /// Registrations added since this watch began or its count was last
     /// restarted: an upper bound on the session registrations in the set.
     pub fn added(&self) -> usize {
