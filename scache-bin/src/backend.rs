@@ -126,15 +126,6 @@ impl<F, C: Clock> CacheBackend<F, C> {
         self.counters.unwatched_saves += unwatched;
     }
 
-    /// Hands every cached session to `watch`, for example to register them
-    /// all with a new epoll instance. Nothing is counted: each was counted
-    /// when it was saved.
-    pub fn watch_all(&self, mut watch: impl FnMut(SessionHandle, &F) -> bool) {
-        for (handle, fd) in self.cache.session_fds() {
-            watch(handle, fd);
-        }
-    }
-
     /// The descriptor of a cached session (to register it for events).
     pub fn session_fd(&self, handle: SessionHandle) -> Option<&F> {
         self.cache.session_fd(handle)

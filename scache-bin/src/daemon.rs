@@ -610,9 +610,11 @@ impl Daemon {
                 return self.keep_epoll(e.into());
             }
         }
+        // Each was counted in `unwatched_saves` (or not) when it was saved.
         let mut watch = SessionWatch::default();
-        self.backend
-            .watch_all(|handle, fd| watch.watch(&ep, fd.as_fd(), handle));
+        for (handle, fd) in self.backend.cache().session_fds() {
+            watch.watch(&ep, fd.as_fd(), handle);
+        }
         log::debug!(
             "epoll instance rebuilt: {} registrations made since the last, {} sessions cached",
             self.watch.added(),
