@@ -42,6 +42,9 @@ pub struct DaemonCounters {
     pub clients_current: u64,
     /// Sessions saved without dead-peer watching (not pollable).
     pub unwatched_saves: u64,
+    /// Times the event loop rebuilt its epoll instance to drop the
+    /// registrations left by sessions handed over (set by the event loop).
+    pub watch_rebuilds: u64,
 }
 
 /// The cache as the protocol machine sees it.
@@ -215,6 +218,7 @@ impl<F, C: Clock> CacheBackend<F, C> {
             );
         }
         num("unwatched_saves", self.counters.unwatched_saves);
+        num("watch_rebuilds", self.counters.watch_rebuilds);
         out
     }
 
@@ -705,7 +709,11 @@ mod tests {
         let mut out = Vec::new();
         Backend::stats(&mut b, &mut out);
         scache_proto::attr::put_end(&mut out);
-        let mut decoder = scache_proto::attr::Decoder::new(Default::default());
+        // More than the default 32 attributes, as docs/protocol.md says.
+        let mut decoder = scache_proto::attr::Decoder::new(scache_proto::attr::Limits {
+            max_attrs: 1024,
+            ..Default::default()
+        });
         let scache_proto::attr::Decoded::Complete { message, .. } = decoder.decode(&out) else {
             panic!("one complete message");
         };
@@ -746,6 +754,7 @@ mod tests {
             "evicted_bindings_destination_limit",
             "evicted_bindings_label_limit",
             "unwatched_saves",
+            "watch_rebuilds",
         ];
         assert_eq!(names, want);
         assert_eq!(message.get(b"saves_endp"), Some(&b"2"[..]));

@@ -622,6 +622,7 @@ impl Daemon {
         );
         self.epoll = ep;
         self.watch = watch;
+        self.backend.counters.watch_rebuilds += 1;
     }
 
     /// A rebuild failed (`err`): the old instance stays, and the count of

@@ -203,6 +203,12 @@ fn sample(name: &str) -> Sample {
             Counter,
             "Sessions cached without dead-peer watching (descriptors that cannot be polled)",
         ),
+        "watch_rebuilds" => plain(
+            "scache_watch_rebuilds_total",
+            Counter,
+            "Times the epoll instance was rebuilt to drop the registrations left by sessions \
+             handed over to clients that still hold them",
+        ),
         _ => {
             if let Some(cause) = name.strip_prefix("evicted_sessions_") {
                 labelled(
@@ -493,6 +499,7 @@ mod tests {
             "evicted_sessions_peer_closed",
             "evicted_bindings_destination_limit",
             "unwatched_saves",
+            "watch_rebuilds",
         ];
         names
             .iter()

@@ -382,7 +382,14 @@ fn registrations_left_by_sessions_handed_over_stay_bounded() {
     // After the rebuilds: a new client is served, and the session cached
     // all along is still watched.
     let mut other = Peer::connect(&h);
-    assert_eq!(other.stats()["sess_count"], 1);
+    let stats = other.stats();
+    assert_eq!(stats["sess_count"], 1);
+    // 3,000 registrations added, one rebuild past each 4 × 513 of them.
+    assert_eq!(
+        stats["watch_rebuilds"],
+        (CYCLES / BOUND) as u64,
+        "{stats:?}"
+    );
     hang_up_and_see_it_evicted(
         &h,
         &mut other,
