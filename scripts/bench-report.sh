@@ -16,7 +16,11 @@
 # a second table. Then the contended rows: endp and dest at K=--contended
 # while one busy-loop process per CPU runs (started and killed by this
 # script), each daemon's throughput reported as a fraction of its quiet
-# figure from the same repetition. With --repeat N all of that runs N times
+# figure from the same repetition; and, as their control, the same rows
+# with the busy loops at nice 19: they keep every CPU busy but give up
+# their time to the daemons and clients, so a daemon that gains or loses
+# there does so because no CPU is ever idle, not because CPU time was
+# taken from it. With --repeat N all of that runs N times
 # and every ratio is given as the median and range of the N repetitions.
 #
 # After the comparison (once; these do not need repeating):
@@ -51,7 +55,8 @@
 #   --epoll-clients "K..."  client counts of the epoll table (default: the
 #                       same as --clients)
 #   --contended K       K of the contended rows (default 8)
-#   --no-contended      skip the contended rows
+#   --no-contended      skip the contended rows (and their control)
+#   --no-control        skip the control rows (busy loops at nice 19)
 #   --hogs N            busy-loop processes for the contended rows (default:
 #                       one per CPU)
 #   --pin               pin everything: the daemon on the last CPU, the
@@ -96,6 +101,7 @@ fill_clients=8
 epoll=1
 epoll_clients=
 contended=8
+control=1
 hogs=$(nproc)
 pin=
 other_k=""
@@ -127,6 +133,7 @@ while [ $# -gt 0 ]; do
         --epoll-clients) epoll_clients=$2; shift ;;
         --contended) contended=$2; shift ;;
         --no-contended) contended= ;;
+        --no-control) control= ;;
         --hogs) hogs=$2; shift ;;
         --pin) pin=--pin ;;
         --no-pin) pin= ;;
@@ -211,9 +218,10 @@ stop_hogs() {
 }
 trap stop_hogs EXIT
 start_hogs() {
+    # start_hogs NICENESS
     local i
     for ((i = 0; i < hogs; i++)); do
-        sh -c 'while :; do :; done' &
+        nice -n "$1" sh -c 'while :; do :; done' &
         hog_pids+=($!)
     done
     sleep 0.5 # let the scheduler spread them
@@ -262,11 +270,18 @@ for ((rep = 1; rep <= repeat; rep++)); do
         measure fill "$rep" $pin --io blocking --workload fill --fill "$n" --clients "$fill_clients"
     done
     if [ -n "$contended" ] && [ "$hogs" -gt 0 ]; then
-        start_hogs
+        start_hogs 0
         for w in $contended_w; do
             measure contended "$rep" $pin --io blocking --workload "$w" --clients "$contended"
         done
         stop_hogs
+        if [ -n "$control" ]; then
+            start_hogs 19
+            for w in $contended_w; do
+                measure control "$rep" $pin --io blocking --workload "$w" --clients "$contended"
+            done
+            stop_hogs
+        fi
     fi
     if [ -n "$epoll" ]; then
         for w in $workloads; do

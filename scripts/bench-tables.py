@@ -5,7 +5,7 @@ Usage: scripts/bench-tables.py RESULTS.jsonl [--fill-csv OUT.csv]
 
 RESULTS.jsonl holds one line per daemon and configuration, as
 `scache-load --json` prints them, with two fields the report script adds:
-`table` (blocking, epoll, other, fill or contended: which comparison the
+`table` (blocking, epoll, other, fill, contended or control: which comparison the
 line belongs to) and `rep` (which repetition of the whole comparison,
 1..N). Every line carries the medians of its runs and the runs themselves.
 
@@ -243,17 +243,18 @@ def fill_tables(configs):
     return s + "\n"
 
 
-def contended_table(rows, quiet, loaded, hogs):
+def contended_table(quiet, loaded, intro):
+    """Cycles/s under a competing load, the fraction of the quiet figure
+    each daemon kept, the ratios, then CPU per cycle and p99; `intro`
+    describes the load."""
     if not loaded:
         return ""
     cs = list(loaded.values())
     ds = present(cs)
     s = (
-        f"Throughput under a known competing load: {hogs} busy-loop process(es) (`while :; do :; done`, "
-        "one per CPU, ordinary priority) run during these measurements only. "
-        "Cycles per second under load, median (min–max over runs), and the fraction of each daemon's "
-        "quiet figure it kept (per repetition: median under load / median of the same row of the "
-        "quiet blocking table of the same repetition; median and range):\n\n"
+        intro + " Cycles per second under load, median (min–max over runs), and the fraction of "
+        "each daemon's quiet figure it kept (per repetition: median under load / median of the same "
+        "row of the quiet blocking table of the same repetition; median and range):\n\n"
     )
     ratios = [(a, b) for a, b in RATIOS if a in ds and b in ds]
     s += head(
@@ -383,7 +384,28 @@ def main(argv):
     loaded = group(rows, "contended")
     if loaded:
         out.append("### Contended (client model: one blocking thread per client, `--io blocking`)\n\n")
-        out.append(contended_table(rows, blocking, loaded, hogs))
+        out.append(
+            contended_table(
+                blocking,
+                loaded,
+                f"Throughput under a known competing load: {hogs} busy-loop process(es) "
+                "(`while :; do :; done`, one per CPU, ordinary priority) run during these "
+                "measurements only.",
+            )
+        )
+    control = group(rows, "control")
+    if control:
+        out.append(
+            "#### Control: the same busy loops at nice 19\n\n"
+            + contended_table(
+                blocking,
+                control,
+                f"The same {hogs} busy loop(s) at nice 19: every CPU stays busy (never idle), but "
+                "the loops yield their time to the daemons and clients. A daemon that gains or "
+                "loses here does so because no CPU is ever idle, not because CPU time was taken "
+                "from it.",
+            )
+        )
     epoll = group(rows, "epoll")
     out.append(tables(epoll, "### Client model: " + CLIENT_MODEL["epoll"]))
     other = group(rows, "other")
