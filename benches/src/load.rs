@@ -8,7 +8,7 @@
 //! | `endp` | `save_endp` + `find_endp` of the same label (hit) |
 //! | `dest` | `save_dest` + `save_endp` + `find_dest` (hit) |
 //! | `miss` | `find_endp` of a label never saved |
-//! | `fill` | first N sessions are saved over M endpoints and stay cached, then `endp` cycles on those endpoints (each find takes the oldest session of its endpoint, so the cache keeps N sessions) |
+//! | `fill` | first N sessions are saved over M endpoints and stay cached, then cycles on those endpoints: `save_endp` of the session the client took in its previous cycle (as a delivery agent saves back the connection it used; the first cycle saves the client's own socket), then `find_endp`, which takes the oldest session of the endpoint; the cache keeps N distinct connections |
 //!
 //! Checks: every reply must be exactly the bytes the protocol prescribes
 //! for the expected outcome (a `find` must hit, with the expected
@@ -18,9 +18,9 @@
 //! saved under that endpoint (FIFO). Each client thread uses its own labels,
 //! so these expectations are exact. Any deviation is an error with a
 //! message saying what was expected and what came. Every `fill` session is
-//! one end of its own socket pair whose other end stays open here until the
-//! session comes back (a daemon may rightly evict sessions whose peer hung
-//! up); the daemon and this process therefore each need N descriptors.
+//! one end of its own socket pair whose other end stays open here as long
+//! as the session lives (a daemon may rightly evict sessions whose peer
+//! hung up); the daemon and this process therefore each need N descriptors.
 //!
 //! Clients are driven by one thread with epoll by default (each client a
 //! state machine over its non-blocking socket), which costs this process
@@ -385,7 +385,7 @@ enum Op {
     /// Write these bytes of [`Script::out`].
     Send(Range<usize>),
     /// Send a descriptor: the client's own socket, or the script's fresh
-    /// one (`fill`).
+    /// one (`fill`: a new session, or the one the last cycle took).
     SendFd(FdSource),
     /// Read one message, which must be exactly these bytes of
     /// [`Script::exp`].
@@ -408,10 +408,29 @@ struct Script {
     out: Vec<u8>,
     exp: Vec<u8>,
     fresh: Option<OwnedFd>,
-    /// The peer of the session the cycle takes back, closed when the next
-    /// script starts (after the session came back).
-    retired: Option<OwnedFd>,
+    /// `fill`: the session this cycle takes (its identity and the peer
+    /// this process holds); with [`Script::received`] it becomes the
+    /// session the next cycle saves back.
+    taking: Option<Taking>,
+    /// `fill`: the descriptor this cycle received (kept only when
+    /// [`Script::taking`] is set; other workloads close it at once).
+    received: Option<OwnedFd>,
     pos: usize,
+}
+
+/// A `fill` session on its way out of the cache: its file identity and
+/// the other end of its socket pair.
+struct Taking {
+    id: (u64, u64),
+    peer: Option<OwnedFd>,
+}
+
+/// A `fill` session the client took and will save back in its next cycle,
+/// as a delivery agent saves back the connection it used.
+struct Held {
+    fd: OwnedFd,
+    id: (u64, u64),
+    peer: Option<OwnedFd>,
 }
 
 const DUMMY: &[u8] = b"dummy\0\0\0";
@@ -422,8 +441,21 @@ impl Script {
         self.out.clear();
         self.exp.clear();
         self.fresh = None;
-        self.retired = None;
+        self.taking = None;
+        self.received = None;
         self.pos = 0;
+    }
+
+    /// The session a completed `fill` cycle took, if any.
+    fn take_held(&mut self) -> Option<Held> {
+        match (self.received.take(), self.taking.take()) {
+            (Some(fd), Some(t)) => Some(Held {
+                fd,
+                id: t.id,
+                peer: t.peer,
+            }),
+            _ => None,
+        }
     }
 
     fn send_request(&mut self, req: &Request<'_>) -> Result<(), String> {
@@ -678,6 +710,9 @@ impl Conn {
                             ),
                         ));
                     }
+                    if s.taking.is_some() {
+                        s.received = Some(fd);
+                    }
                 }
             }
             s.pos += 1;
@@ -691,9 +726,9 @@ impl Conn {
 struct Expected {
     id: (u64, u64),
     prop: Vec<u8>,
-    /// The other end of a `fill` session's socket, kept open while the
-    /// daemon holds the session: a daemon may rightly evict sessions whose
-    /// peer hung up (ours does).
+    /// The other end of a `fill` session's socket, kept open as long as
+    /// the session lives: a daemon may rightly evict sessions whose peer
+    /// hung up (ours does).
     peer: Option<OwnedFd>,
 }
 
@@ -850,6 +885,7 @@ impl Worker {
         self.started += 1;
         self.cycle_start = Instant::now();
         let j = (i % self.labels.len() as u64) as usize;
+        let held = self.script.take_held();
         self.script.clear();
         let s = &mut self.script;
         match self.workload {
@@ -885,17 +921,31 @@ impl Worker {
             Workload::Fill => {
                 self.serial += 1;
                 shapes::endp_prop(&mut self.prop, self.serial);
-                s.save_endp(self.ttl, &self.labels[j], &self.prop, FdSource::Own)?;
+                // Save back the session the last cycle took (the first
+                // cycle: the client's own socket), so every cached session
+                // is a distinct connection, cached once.
+                let (src, id, peer) = match held {
+                    Some(h) => {
+                        s.fresh = Some(h.fd);
+                        (FdSource::Fresh, h.id, h.peer)
+                    }
+                    None => (FdSource::Own, self.own_id, None),
+                };
+                s.save_endp(self.ttl, &self.labels[j], &self.prop, src)?;
                 let q = &mut self.queues[j];
                 q.push_back(Expected {
-                    id: self.own_id,
+                    id,
                     prop: self.prop.clone(),
-                    peer: None,
+                    peer,
                 });
                 // FIFO: the oldest session of the endpoint comes back.
                 let front = q.pop_front().expect("just pushed");
-                s.retired = front.peer;
-                s.find_hit(&self.labels[j], None, &front.prop, front.id)
+                s.find_hit(&self.labels[j], None, &front.prop, front.id)?;
+                s.taking = Some(Taking {
+                    id: front.id,
+                    peer: front.peer,
+                });
+                Ok(())
             }
         }
     }
