@@ -10,9 +10,11 @@
 //! stale by then and is ignored. It disappears when the last holder closes
 //! the file. When the same file comes back under the same descriptor
 //! number, `EPOLL_CTL_ADD` says `EEXIST` and the old registration is
-//! re-armed with the new token instead (tried first when that number was
-//! registered before: one `EPOLL_CTL_MOD` instead of a failed `ADD` and a
-//! `MOD`).
+//! re-armed with the new token instead. Which to try first is guessed per
+//! number from the last save under it: `EPOLL_CTL_MOD` first when the same
+//! file came back (one call instead of a failed `ADD` and a `MOD`), `ADD`
+//! first when another file did (many clients at once hand connections back
+//! under shuffled numbers, and then a `MOD` would mostly fail).
 //!
 //! A client that keeps the connections it took (and gives them back under
 //! other numbers) makes those leftover registrations pile up. The watch
@@ -29,11 +31,28 @@ use scache_core::{EvictionCause, SessionHandle};
 
 use crate::tokens::Token;
 
-/// Which descriptor numbers have had a registration (one-shot ones are
-/// never removed explicitly, so one may remain).
+/// What the last registration under a descriptor number suggests for the
+/// next one (one-shot registrations are never removed explicitly, so one
+/// may remain under a number).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    /// Never registered here: `EPOLL_CTL_ADD`.
+    #[default]
+    Unknown,
+    /// The same file came back last time (or the number was new): try
+    /// re-arming with `EPOLL_CTL_MOD` first.
+    Rearm,
+    /// Another file came last time: try `EPOLL_CTL_ADD` first, as
+    /// clients that hand connections back under shuffled numbers (many at
+    /// once) make a failed `MOD` the rule.
+    Add,
+}
+
+/// The registrations of the cached sessions' descriptors.
 #[derive(Debug, Default)]
 pub struct SessionWatch {
-    registered: Vec<bool>,
+    /// Per descriptor number, which `epoll_ctl` to try first.
+    slots: Vec<Slot>,
     /// Registrations this watch has made (each `EPOLL_CTL_ADD` that
     /// succeeded): an upper bound on those still in the epoll set.
     added: usize,
@@ -49,27 +68,30 @@ impl SessionWatch {
         let slot = usize::try_from(fd.as_raw_fd()).unwrap_or(0);
         // A descriptor number registered before may still carry the
         // registration of the same file (a client re-saving the connection
-        // it took): re-arm it with one MOD. Otherwise (ENOENT: another file
-        // now, or the old one is gone) ADD it.
-        let was_registered = self.registered.get(slot).copied().unwrap_or(false);
-        if was_registered && epoll.modify(fd, &mut event).is_ok() {
+        // it took): re-arm it with one MOD, unless another file came under
+        // this number last time. Otherwise (ENOENT: another file now, or
+        // the old one is gone) ADD it; EEXIST: it was the same file.
+        let guess = self.slots.get(slot).copied().unwrap_or_default();
+        if guess == Slot::Rearm && epoll.modify(fd, &mut event).is_ok() {
             return true;
         }
-        let added = match epoll.add(fd, event) {
+        let next = match epoll.add(fd, event) {
             Ok(()) => {
                 self.added += 1;
-                true
+                if guess == Slot::Unknown {
+                    Slot::Rearm
+                } else {
+                    Slot::Add
+                }
             }
-            Err(Errno::EEXIST) => epoll.modify(fd, &mut event).is_ok(),
-            Err(_) => false,
+            Err(Errno::EEXIST) if epoll.modify(fd, &mut event).is_ok() => Slot::Rearm,
+            Err(_) => return false,
         };
-        if added {
-            if self.registered.len() <= slot {
-                self.registered.resize(slot + 1, false);
-            }
-            self.registered[slot] = true;
+        if self.slots.len() <= slot {
+            self.slots.resize(slot + 1, Slot::Unknown);
         }
-        added
+        self.slots[slot] = next;
+        true
     }
 
     /// Registrations added since this watch began or its count was last

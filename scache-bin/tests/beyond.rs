@@ -318,6 +318,36 @@ fn a_session_put_back_is_still_watched() {
     hang_up_and_see_it_evicted(&h, &mut saver, b"e", far, "the put-back session");
 }
 
+/// Connections handed back under a number another connection had last
+/// time (as many delivery agents at once make the rule): each is watched
+/// under its own session, and the registration a connection left under
+/// that number, still in the kernel while the client holds it, reports
+/// nothing that touches the session cached now.
+#[test]
+fn connections_back_under_shuffled_numbers_stay_watched() {
+    const OK: &[u8] = b"status\x000\0\0";
+    let h = start(&ours(), &["connection_cache_ttl_limit=60s"]);
+    let mut p = Peer::connect(&h);
+    let (a, a_far) = session();
+    let (b, b_far) = session();
+    // The daemon receives each under the number the hand-over before freed:
+    // A, then B where A was, then A again where B was.
+    assert_eq!(p.save_endp("60", b"a", b"", a), OK);
+    let a = p.find_endp(b"a").1.expect("A");
+    assert_eq!(p.save_endp("60", b"b", b"", b), OK);
+    let b = p.find_endp(b"b").1.expect("B");
+    assert_eq!(p.save_endp("60", b"a", b"", a), OK);
+    // B's peer hangs up while we hold B: its old registration may fire,
+    // for a session that has left; A stays.
+    drop(b_far);
+    std::thread::sleep(Duration::from_millis(200));
+    let stats = p.stats();
+    assert_eq!(stats["sess_count"], 1, "{stats:?}");
+    assert_eq!(stats["evicted_sessions_peer_closed"], 0, "{stats:?}");
+    hang_up_and_see_it_evicted(&h, &mut p, b"a", a_far, "A, back where B was");
+    drop(b);
+}
+
 /// Closes `far`, the remote end of the one session cached under `label`,
 /// and checks that the daemon, still watching it, closes and forgets it.
 fn hang_up_and_see_it_evicted(
