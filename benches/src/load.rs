@@ -408,29 +408,13 @@ struct Script {
     out: Vec<u8>,
     exp: Vec<u8>,
     fresh: Option<OwnedFd>,
-    /// `fill`: the session this cycle takes (its identity and the peer
-    /// this process holds); with [`Script::received`] it becomes the
-    /// session the next cycle saves back.
-    taking: Option<Taking>,
+    /// `fill`: the session this cycle takes; with [`Script::received`] it
+    /// becomes the session the next cycle saves back.
+    taking: Option<Expected>,
     /// `fill`: the descriptor this cycle received (kept only when
     /// [`Script::taking`] is set; other workloads close it at once).
     received: Option<OwnedFd>,
     pos: usize,
-}
-
-/// A `fill` session on its way out of the cache: its file identity and
-/// the other end of its socket pair.
-struct Taking {
-    id: (u64, u64),
-    peer: Option<OwnedFd>,
-}
-
-/// A `fill` session the client took and will save back in its next cycle,
-/// as a delivery agent saves back the connection it used.
-struct Held {
-    fd: OwnedFd,
-    id: (u64, u64),
-    peer: Option<OwnedFd>,
 }
 
 const DUMMY: &[u8] = b"dummy\0\0\0";
@@ -446,16 +430,11 @@ impl Script {
         self.pos = 0;
     }
 
-    /// The session a completed `fill` cycle took, if any.
-    fn take_held(&mut self) -> Option<Held> {
-        match (self.received.take(), self.taking.take()) {
-            (Some(fd), Some(t)) => Some(Held {
-                fd,
-                id: t.id,
-                peer: t.peer,
-            }),
-            _ => None,
-        }
+    /// The session a completed `fill` cycle took, if any, and its
+    /// descriptor: the client saves it back in its next cycle, as a
+    /// delivery agent saves back the connection it used.
+    fn take_held(&mut self) -> Option<(OwnedFd, Expected)> {
+        self.received.take().zip(self.taking.take())
     }
 
     fn send_request(&mut self, req: &Request<'_>) -> Result<(), String> {
@@ -925,9 +904,9 @@ impl Worker {
                 // cycle: the client's own socket), so every cached session
                 // is a distinct connection, cached once.
                 let (src, id, peer) = match held {
-                    Some(h) => {
-                        s.fresh = Some(h.fd);
-                        (FdSource::Fresh, h.id, h.peer)
+                    Some((fd, taken)) => {
+                        s.fresh = Some(fd);
+                        (FdSource::Fresh, taken.id, taken.peer)
                     }
                     None => (FdSource::Own, self.own_id, None),
                 };
@@ -941,10 +920,7 @@ impl Worker {
                 // FIFO: the oldest session of the endpoint comes back.
                 let front = q.pop_front().expect("just pushed");
                 s.find_hit(&self.labels[j], None, &front.prop, front.id)?;
-                s.taking = Some(Taking {
-                    id: front.id,
-                    peer: front.peer,
-                });
+                s.taking = Some(front);
                 Ok(())
             }
         }
