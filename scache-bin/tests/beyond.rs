@@ -15,6 +15,9 @@ use common::*;
 use nix::sys::resource::{getrlimit, setrlimit, Resource};
 use scache_testkit::harness::{Harness, TempDir};
 
+/// The reply to a save that was kept.
+const OK: &[u8] = b"status\x000\0\0";
+
 #[test]
 fn a_cached_connection_whose_peer_closes_is_evicted_at_once() {
     let (h, mut peer, _, with_session, _) =
@@ -36,8 +39,8 @@ fn a_cached_connection_whose_peer_says_421_is_evicted_at_once() {
     let (cached, far) = session();
     let (kept, kept_far) = session();
     let kept_id = identity(&kept);
-    assert_eq!(peer.save_endp("60", b"e", b"p", cached), b"status\x000\0\0");
-    assert_eq!(peer.save_endp("60", b"e", b"p2", kept), b"status\x000\0\0");
+    assert_eq!(peer.save_endp("60", b"e", b"p", cached), OK);
+    assert_eq!(peer.save_endp("60", b"e", b"p2", kept), OK);
     let before = h.fd_count().unwrap();
     let mut far = UnixStream::from(far);
     far.write_all(b"421 4.3.2 Service shutting down\r\n")
@@ -62,7 +65,7 @@ fn cached_then_hung_up(overrides: &[&str]) -> (Harness, Peer, (u64, u64), usize,
     let mut peer = Peer::connect(&h);
     let (cached, far) = session();
     let id = identity(&cached);
-    assert_eq!(peer.save_endp("60", b"e", b"p", cached), b"status\x000\0\0");
+    assert_eq!(peer.save_endp("60", b"e", b"p", cached), OK);
     let with_session = h.fd_count().unwrap();
     let hung_up = Instant::now();
     drop(far);
@@ -173,10 +176,10 @@ fn stats_subcommand_reports_what_happened() {
     for _ in 0..3 {
         let (a, b) = session();
         keep.push(b);
-        assert_eq!(peer.save_endp("2", b"e", b"p", a), b"status\x000\0\0");
+        assert_eq!(peer.save_endp("2", b"e", b"p", a), OK);
     }
-    assert_eq!(peer.save_dest("2", b"d", b"dp", b"e"), b"status\x000\0\0");
-    assert_eq!(peer.save_dest("2", b"d", b"dp", b"e"), b"status\x000\0\0"); // refresh
+    assert_eq!(peer.save_dest("2", b"d", b"dp", b"e"), OK);
+    assert_eq!(peer.save_dest("2", b"d", b"dp", b"e"), OK); // refresh
     assert!(peer.find_endp(b"e").1.is_some());
     assert!(peer.find_endp(b"nope").1.is_none());
     assert!(peer.find_dest(b"d").1.is_some());
@@ -301,10 +304,7 @@ fn a_session_put_back_is_still_watched() {
     let h = start(&ours(), &["connection_cache_ttl_limit=60s"]);
     let mut saver = Peer::connect(&h);
     let (cached, far) = session();
-    assert_eq!(
-        saver.save_endp("60", b"e", b"p", cached),
-        b"status\x000\0\0"
-    );
+    assert_eq!(saver.save_endp("60", b"e", b"p", cached), OK);
     // A taker gets the reply and vanishes before the descriptor.
     let mut taker = Peer::connect(&h);
     let reply = taker.ask(&req(&[b"request", b"find_endp", b"label", b"e"]));
@@ -325,7 +325,6 @@ fn a_session_put_back_is_still_watched() {
 /// nothing that touches the session cached now.
 #[test]
 fn connections_back_under_shuffled_numbers_stay_watched() {
-    const OK: &[u8] = b"status\x000\0\0";
     let h = start(&ours(), &["connection_cache_ttl_limit=60s"]);
     let mut p = Peer::connect(&h);
     let (a, a_far) = session();
@@ -389,7 +388,7 @@ fn registrations_left_by_sessions_handed_over_stay_bounded() {
     let h = start(&ours(), &["connection_cache_ttl_limit=60s"]);
     let mut peer = Peer::connect(&h);
     let (kept, kept_far) = session();
-    assert_eq!(peer.save_endp("60", b"k", b"", kept), b"status\x000\0\0");
+    assert_eq!(peer.save_endp("60", b"k", b"", kept), OK);
     // Each cycle caches a new connection and takes it back: the daemon
     // receives it under the number it just freed, so each needs a new
     // registration, and the old ones stay while we hold the connections.
@@ -397,7 +396,7 @@ fn registrations_left_by_sessions_handed_over_stay_bounded() {
     let mut most = 0;
     for i in 1..=CYCLES {
         let (s, far) = session();
-        assert_eq!(peer.save_endp("60", b"e", b"", s), b"status\x000\0\0");
+        assert_eq!(peer.save_endp("60", b"e", b"", s), OK);
         let (reply, fd) = peer.find_endp(b"e");
         assert_eq!(show(&reply), "status\\00\\0property\\0\\0\\0");
         held.push((fd.expect("the session"), far));
@@ -456,7 +455,6 @@ fn epoll_registrations(pid: i32) -> usize {
 /// where it must not be (a 2 s session under a 3 s limit would go at 1 s).
 #[test]
 fn the_ttl_limit_caps_the_ttl_a_client_asks_for() {
-    const OK: &[u8] = b"status\x000\0\0";
     const MISS: &str = "status\\02\\0property\\0\\0\\0";
 
     // Capped: asked 3600 s, limit 1 s.
@@ -611,9 +609,9 @@ fn quit_before_close_is_sent_to_sessions_that_leave_unfound() {
         let mut peer = Peer { sock: stream };
         peer.recv_msg().unwrap();
         let (a, expiring) = session();
-        assert_eq!(peer.save_endp("1", b"e", b"p", a), b"status\x000\0\0");
+        assert_eq!(peer.save_endp("1", b"e", b"p", a), OK);
         let (b, at_exit) = session();
-        assert_eq!(peer.save_endp("60", b"f", b"p", b), b"status\x000\0\0");
+        assert_eq!(peer.save_endp("60", b"f", b"p", b), OK);
         assert_eq!(
             bytes_before_eof(expiring, Duration::from_secs(5)).as_deref(),
             Some(want),
